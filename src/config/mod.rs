@@ -1,0 +1,343 @@
+//! Configuration: one YAML file, read in two steps.
+//!
+//! 1. The file is parsed into a YAML tree and every string value gets
+//!    `${env:VAR}` expansion ([`expand`]); all missing variables are named
+//!    in one error.
+//! 2. The tree is deserialized into strict structs ([`raw`], unknown keys
+//!    rejected with their path) and [`validate`]d into the runtime types
+//!    below, each error naming its key path (`poll.interval: ...`).
+//!
+//! Absent `exporter` keys are filled from the standard
+//! `OTEL_EXPORTER_OTLP_LOGS_*` / `OTEL_EXPORTER_OTLP_*` variables; the file
+//! wins over them. Secrets (the API token, exporter header values) are
+//! [`Secret`]s, so printing a `Config` never shows them.
+
+pub mod expand;
+mod otel_env;
+pub mod raw;
+mod validate;
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::secret::Secret;
+pub use expand::EnvLookup;
+
+/// The API reads at most this far back.
+pub const API_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
+/// The API answers at most this long a window.
+pub const MAX_WINDOW: Duration = Duration::from_secs(3600);
+/// The API takes at most this many installation contexts per query.
+pub const MAX_SITES_PER_QUERY: usize = 50;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config is not valid YAML: {0}")]
+    Yaml(String),
+    #[error("missing environment variables: {}", .0.join(", "))]
+    MissingEnv(Vec<String>),
+    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
+    Invalid(Vec<String>),
+    #[error("cannot read token file {path}: {reason}")]
+    TokenFile { path: PathBuf, reason: String },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Config {
+    pub forge: ForgeConfig,
+    pub sources: Vec<SourceConfig>,
+    pub poll: PollConfig,
+    pub exporter: ExporterConfig,
+    pub state: StateConfig,
+    pub server: ServerConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ForgeConfig {
+    pub base_url: String,
+    pub email: String,
+    #[serde(flatten)]
+    pub token: TokenSource,
+    #[serde(serialize_with = "ser_duration")]
+    pub request_timeout: Duration,
+    pub requests_per_minute: u32,
+    #[serde(serialize_with = "ser_duration")]
+    pub rate_period: Duration,
+    pub max_response_bytes: u64,
+    pub max_pages_per_window: u32,
+}
+
+/// Where the API token comes from. A file is read again when the API
+/// answers 401, so a rotated token is picked up without a restart.
+#[derive(Debug, Clone, Serialize)]
+pub enum TokenSource {
+    #[serde(rename = "api_token")]
+    Inline(Secret),
+    #[serde(rename = "api_token_file")]
+    File(PathBuf),
+}
+
+impl TokenSource {
+    /// The current token. Errors never contain the file's content.
+    pub fn read(&self) -> Result<Secret, ConfigError> {
+        match self {
+            TokenSource::Inline(s) => Ok(s.clone()),
+            TokenSource::File(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| ConfigError::TokenFile { path: path.clone(), reason: e.kind().to_string() })?;
+                let token = text.trim_end_matches(['\n', '\r']).trim();
+                if token.is_empty() {
+                    return Err(ConfigError::TokenFile { path: path.clone(), reason: "file is empty".into() });
+                }
+                Ok(Secret::new(token))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SourceConfig {
+    pub app_id: String,
+    pub environment_id: String,
+    pub name: String,
+    pub service_name: String,
+    pub levels: Vec<String>,
+    pub message: Option<String>,
+    pub installation_contexts: Vec<String>,
+    pub resource_attributes: Vec<(String, AttrValue)>,
+}
+
+impl SourceConfig {
+    /// Identifies what this source asks the API for. A checkpoint written
+    /// for another query is not resumed (the source starts afresh).
+    pub fn query_key(&self) -> String {
+        let mut levels = self.levels.clone();
+        levels.sort();
+        let mut sites = self.installation_contexts.clone();
+        sites.sort();
+        let text = format!(
+            "{}\n{}\n{}\n{}\n{}",
+            self.app_id,
+            self.environment_id,
+            levels.join(","),
+            self.message.as_deref().unwrap_or(""),
+            sites.join(",")
+        );
+        format!("{:016x}", crate::fingerprint::hash_bytes(text.as_bytes()))
+    }
+
+    /// The site groups queried separately (at most 50 sites each); one
+    /// empty group when the source has no site filter.
+    pub fn site_groups(&self) -> Vec<Vec<String>> {
+        if self.installation_contexts.is_empty() {
+            vec![Vec::new()]
+        } else {
+            self.installation_contexts.chunks(MAX_SITES_PER_QUERY).map(<[String]>::to_vec).collect()
+        }
+    }
+}
+
+/// A resource attribute value from the config.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum AttrValue {
+    Str(String),
+    Bool(bool),
+    Int(i64),
+    Double(f64),
+}
+
+impl Eq for AttrValue {}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PollConfig {
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub settle_delay: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub late_arrival: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub initial_lookback: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub retention_margin: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub backoff_initial: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub backoff_max: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub config_error_retry: Duration,
+    pub max_page_attempts: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Protocol {
+    #[serde(rename = "grpc")]
+    Grpc,
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+    #[serde(rename = "http/json")]
+    HttpJson,
+    #[serde(rename = "stdout")]
+    Stdout,
+}
+
+impl Protocol {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "grpc" => Some(Self::Grpc),
+            "http/protobuf" | "http" => Some(Self::HttpProtobuf),
+            "http/json" => Some(Self::HttpJson),
+            "stdout" => Some(Self::Stdout),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "none" | "" => Some(Self::None),
+            "gzip" => Some(Self::Gzip),
+            "zstd" => Some(Self::Zstd),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExporterConfig {
+    pub protocol: Protocol,
+    pub endpoint: String,
+    pub headers: Vec<(String, Secret)>,
+    pub compression: Compression,
+    #[serde(serialize_with = "ser_duration")]
+    pub timeout: Duration,
+    pub max_request_bytes: usize,
+    pub tls: TlsConfig,
+    pub retry: RetryConfig,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TlsConfig {
+    pub ca_file: Option<PathBuf>,
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RetryConfig {
+    #[serde(serialize_with = "ser_duration")]
+    pub initial_backoff: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub max_backoff: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub max_retry_after: Duration,
+    /// `None`: retry without end (the checkpoint holds meanwhile).
+    #[serde(serialize_with = "ser_opt_duration")]
+    pub max_elapsed: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StateConfig {
+    pub dir: PathBuf,
+    pub dead_letter_max_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerConfig {
+    /// `None` when the server is switched off.
+    pub listen: Option<SocketAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&humantime::format_duration(*d).to_string())
+}
+
+fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => ser_duration(d, s),
+        None => s.serialize_str("never"),
+    }
+}
+
+impl Config {
+    /// Reads, expands and validates a config file.
+    pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<Self, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Self::from_yaml(&text, env)
+    }
+
+    /// Parses, expands and validates config text.
+    pub fn from_yaml(text: &str, env: EnvLookup<'_>) -> Result<Self, ConfigError> {
+        let mut tree: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+        if tree.is_null() {
+            tree = serde_yaml::Value::Mapping(Default::default());
+        }
+        let mut missing = BTreeSet::new();
+        expand::expand_value(&mut tree, env, &mut missing);
+        if !missing.is_empty() {
+            return Err(ConfigError::MissingEnv(missing.into_iter().collect()));
+        }
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            ConfigError::Invalid(vec![describe_serde_error(&path, &inner)])
+        })?;
+        validate::validate(raw, env)
+    }
+
+    /// The effective config as YAML, secrets redacted.
+    pub fn to_redacted_yaml(&self) -> String {
+        serde_yaml::to_string(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+    }
+}
+
+/// Turns serde's "unknown field `x`" at `poll` into `poll.x: unknown field`.
+fn describe_serde_error(path: &str, message: &str) -> String {
+    if let Some(rest) = message.strip_prefix("unknown field `")
+        && let Some((field, tail)) = rest.split_once('`')
+    {
+        // The path already ends with the unknown field's name.
+        let full = if path == "." || path.is_empty() { field } else { path };
+        return format!("{full}: unknown field{tail}");
+    }
+    if path == "." || path.is_empty() { message.to_string() } else { format!("{path}: {message}") }
+}
+
+/// The process environment, for `Config::load`.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+#[cfg(test)]
+mod tests;

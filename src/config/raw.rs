@@ -1,0 +1,160 @@
+//! The configuration file as written by users: strict serde structs.
+//!
+//! Every struct rejects unknown keys. Durations and sizes stay strings here
+//! and are parsed in `validate`, so each error can name its key path.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use serde::Deserialize;
+
+/// A value that may be written as a number or as a string holding one
+/// (`${env:VAR}` expansion always yields strings).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Lenient<T> {
+    Value(T),
+    Text(String),
+}
+
+impl<T: FromStr> Lenient<T> {
+    pub fn get(&self) -> Result<T, String>
+    where
+        T: Clone,
+    {
+        match self {
+            Lenient::Value(v) => Ok(v.clone()),
+            Lenient::Text(s) => s.trim().parse().map_err(|_| format!("`{s}` is not a valid value")),
+        }
+    }
+}
+
+/// A scalar read as text: durations and sizes may be written `0` or `1048576`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Text(String),
+    Int(i64),
+    Float(f64),
+}
+
+impl Scalar {
+    pub fn text(&self) -> String {
+        match self {
+            Scalar::Text(s) => s.clone(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => f.to_string(),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub forge: Option<RawForge>,
+    pub sources: Option<Vec<RawSource>>,
+    #[serde(default)]
+    pub poll: RawPoll,
+    #[serde(default)]
+    pub exporter: RawExporter,
+    #[serde(default)]
+    pub state: RawState,
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub log: RawLog,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawForge {
+    pub base_url: Option<String>,
+    pub email: Option<String>,
+    pub api_token: Option<String>,
+    pub api_token_file: Option<String>,
+    pub request_timeout: Option<Scalar>,
+    pub requests_per_minute: Option<Lenient<u32>>,
+    pub rate_period: Option<Scalar>,
+    pub max_response_size: Option<Scalar>,
+    pub max_pages_per_window: Option<Lenient<u32>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    pub app_id: Option<String>,
+    pub environment_id: Option<String>,
+    pub name: Option<String>,
+    pub service_name: Option<String>,
+    pub levels: Option<Vec<String>>,
+    pub message: Option<String>,
+    pub installation_contexts: Option<Vec<String>>,
+    pub resource_attributes: Option<BTreeMap<String, serde_yaml::Value>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPoll {
+    pub interval: Option<Scalar>,
+    pub settle_delay: Option<Scalar>,
+    pub late_arrival: Option<Scalar>,
+    pub initial_lookback: Option<Scalar>,
+    pub retention_margin: Option<Scalar>,
+    pub backoff_initial: Option<Scalar>,
+    pub backoff_max: Option<Scalar>,
+    pub config_error_retry: Option<Scalar>,
+    pub max_page_attempts: Option<Lenient<u32>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExporter {
+    pub protocol: Option<String>,
+    pub endpoint: Option<String>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub compression: Option<String>,
+    pub timeout: Option<Scalar>,
+    pub max_request_bytes: Option<Scalar>,
+    #[serde(default)]
+    pub tls: RawTls,
+    #[serde(default)]
+    pub retry: RawRetry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    pub initial_backoff: Option<Scalar>,
+    pub max_backoff: Option<Scalar>,
+    pub max_retry_after: Option<Scalar>,
+    pub max_elapsed: Option<Scalar>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    pub dir: Option<String>,
+    pub dead_letter_max_size: Option<Scalar>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub listen: Option<String>,
+    pub enabled: Option<Lenient<bool>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLog {
+    pub format: Option<String>,
+    pub level: Option<String>,
+}

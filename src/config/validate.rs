@@ -1,0 +1,428 @@
+//! Raw config → runtime config. Every error names its key path; all errors
+//! of a file are reported together.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use super::raw::{self, Lenient, Scalar};
+use super::*;
+
+const LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+
+struct Errors(Vec<String>);
+
+impl Errors {
+    fn push(&mut self, path: impl std::fmt::Display, msg: impl std::fmt::Display) {
+        self.0.push(format!("{path}: {msg}"));
+    }
+
+    fn duration(&mut self, path: &str, value: &Option<Scalar>, default: Duration) -> Duration {
+        match value {
+            None => default,
+            Some(text) => parse_duration(&text.text()).unwrap_or_else(|e| {
+                self.push(path, e);
+                default
+            }),
+        }
+    }
+
+    fn size(&mut self, path: &str, value: &Option<Scalar>, default: u64) -> u64 {
+        let text = match value {
+            None => return default,
+            Some(s) => s.text(),
+        };
+        parse_size(&text).unwrap_or_else(|e| {
+            self.push(path, e);
+            default
+        })
+    }
+
+    fn number<T: FromStr + Clone>(&mut self, path: &str, value: &Option<Lenient<T>>, default: T) -> T {
+        match value {
+            None => default,
+            Some(v) => v.get().unwrap_or_else(|e| {
+                self.push(path, e);
+                default
+            }),
+        }
+    }
+}
+
+/// `1m`, `30s`, `1h 30m`, `250ms`, or `0`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    if t == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(t).map_err(|e| format!("invalid duration `{t}` ({e}); use forms like 30s, 1m, 1h"))
+}
+
+/// `4MiB`, `512KiB`, `10MB`, `1048576`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("invalid size `{t}`; use forms like 4MiB, 512KiB, 1048576"))?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "ki" => 1 << 10,
+        "mib" | "mi" => 1 << 20,
+        "gib" | "gi" => 1 << 30,
+        "kb" | "k" => 1_000,
+        "mb" | "m" => 1_000_000,
+        "gb" | "g" => 1_000_000_000,
+        _ => return Err(format!("invalid size unit in `{t}`; use B, KiB, MiB, GiB, KB, MB or GB")),
+    };
+    n.checked_mul(mult).ok_or_else(|| format!("size `{t}` is too large"))
+}
+
+/// `ari:cloud:<product>::site/<id>`.
+pub fn is_site_id(s: &str) -> bool {
+    let Some(rest) = s.strip_prefix("ari:cloud:") else { return false };
+    let Some((product, site)) = rest.split_once("::site/") else { return false };
+    !product.is_empty()
+        && product.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        && !site.is_empty()
+        && site.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+fn is_plain_id(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 200 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+}
+
+pub fn validate(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
+    let mut errs = Errors(Vec::new());
+    let forge = forge(raw.forge, &mut errs);
+    let sources = sources(raw.sources, &mut errs);
+    let poll = poll(&raw.poll, &mut errs);
+    let exporter = exporter(raw.exporter, env, &mut errs);
+
+    let state = StateConfig {
+        dir: PathBuf::from(raw.state.dir.unwrap_or_else(|| "./state".into())),
+        dead_letter_max_bytes: errs.size("state.dead_letter_max_size", &raw.state.dead_letter_max_size, 100 << 20),
+    };
+    let enabled = errs.number("server.enabled", &raw.server.enabled, true);
+    let listen_text = raw.server.listen.unwrap_or_else(|| "127.0.0.1:9464".into());
+    let listen = match listen_text.parse::<SocketAddr>() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            errs.push("server.listen", format!("`{listen_text}` is not an address like 127.0.0.1:9464"));
+            None
+        }
+    };
+    let server = ServerConfig { listen: if enabled { listen } else { None } };
+
+    let format = match raw.log.format.as_deref().map(str::to_ascii_lowercase).as_deref() {
+        None | Some("text") => LogFormat::Text,
+        Some("json") => LogFormat::Json,
+        Some(other) => {
+            errs.push("log.format", format!("`{other}` is not one of text, json"));
+            LogFormat::Text
+        }
+    };
+    let level = raw.log.level.unwrap_or_else(|| "info".into());
+    if tracing_subscriber::EnvFilter::try_new(&level).is_err() {
+        errs.push("log.level", format!("`{level}` is not a level or filter (error, warn, info, debug, trace)"));
+    }
+    let log = LogConfig { format, level };
+
+    if !errs.0.is_empty() {
+        return Err(ConfigError::Invalid(errs.0));
+    }
+    Ok(Config { forge, sources, poll, exporter, state, server, log })
+}
+
+fn forge(raw: Option<raw::RawForge>, errs: &mut Errors) -> ForgeConfig {
+    let raw = raw.unwrap_or_else(|| {
+        errs.push("forge", "required (email and api_token or api_token_file)");
+        Default::default()
+    });
+    let base_url = raw.base_url.unwrap_or_else(|| "https://api.atlassian.com".into()).trim_end_matches('/').to_string();
+    if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
+        errs.push("forge.base_url", "must start with http:// or https://");
+    } else if base_url.contains('@') {
+        errs.push("forge.base_url", "must not carry credentials; use forge.email and forge.api_token");
+    }
+    let email = raw.email.unwrap_or_default().trim().to_string();
+    if email.is_empty() {
+        errs.push("forge.email", "required (the account that owns the API token)");
+    }
+    let token = match (raw.api_token, raw.api_token_file) {
+        (Some(_), Some(_)) => {
+            errs.push("forge.api_token", "set either api_token or api_token_file, not both");
+            TokenSource::Inline(Secret::default())
+        }
+        (Some(t), None) if t.trim().is_empty() => {
+            errs.push("forge.api_token", "is empty (is its environment variable set?)");
+            TokenSource::Inline(Secret::default())
+        }
+        (Some(t), None) => TokenSource::Inline(Secret::new(t.trim())),
+        (None, Some(path)) => {
+            let source = TokenSource::File(PathBuf::from(path));
+            if let Err(e) = source.read() {
+                errs.push("forge.api_token_file", e);
+            }
+            source
+        }
+        (None, None) => {
+            errs.push("forge.api_token", "required (or api_token_file)");
+            TokenSource::Inline(Secret::default())
+        }
+    };
+    let request_timeout = errs.duration("forge.request_timeout", &raw.request_timeout, Duration::from_secs(30));
+    if request_timeout.is_zero() {
+        errs.push("forge.request_timeout", "must be more than 0");
+    }
+    let requests_per_minute = errs.number("forge.requests_per_minute", &raw.requests_per_minute, 30);
+    if !(1..=10_000).contains(&requests_per_minute) {
+        errs.push("forge.requests_per_minute", "must be between 1 and 10000");
+    }
+    let rate_period = errs.duration("forge.rate_period", &raw.rate_period, Duration::from_secs(60));
+    if rate_period.is_zero() {
+        errs.push("forge.rate_period", "must be more than 0");
+    }
+    let max_response_bytes = errs.size("forge.max_response_size", &raw.max_response_size, 64 << 20);
+    let max_pages_per_window = errs.number("forge.max_pages_per_window", &raw.max_pages_per_window, 10_000);
+    if max_pages_per_window == 0 {
+        errs.push("forge.max_pages_per_window", "must be at least 1");
+    }
+    ForgeConfig {
+        base_url,
+        email,
+        token,
+        request_timeout,
+        requests_per_minute,
+        rate_period,
+        max_response_bytes,
+        max_pages_per_window,
+    }
+}
+
+fn sources(raw: Option<Vec<raw::RawSource>>, errs: &mut Errors) -> Vec<SourceConfig> {
+    let raw = raw.unwrap_or_default();
+    if raw.is_empty() {
+        errs.push("sources", "at least one source is required");
+    }
+    let mut out: Vec<SourceConfig> = Vec::new();
+    let mut names = HashSet::new();
+    let mut queries = HashSet::new();
+    for (i, s) in raw.into_iter().enumerate() {
+        let p = format!("sources[{i}]");
+        let app_id = s.app_id.unwrap_or_default().trim().to_string();
+        if app_id.is_empty() {
+            errs.push(format!("{p}.app_id"), "required");
+        } else if !is_plain_id(&app_id) {
+            errs.push(format!("{p}.app_id"), "not an app id (letters, digits and - only)");
+        }
+        let environment_id = s.environment_id.unwrap_or_default().trim().to_string();
+        if environment_id.is_empty() {
+            errs.push(format!("{p}.environment_id"), "required");
+        } else if !is_plain_id(&environment_id) {
+            errs.push(format!("{p}.environment_id"), "not an environment id (letters, digits and - only)");
+        }
+        let name = s.name.unwrap_or_else(|| environment_id.clone());
+        if !names.insert(name.clone()) {
+            errs.push(format!("{p}.name"), format!("`{name}` is used by another source"));
+        }
+        let mut levels = Vec::new();
+        for (j, level) in s.levels.unwrap_or_default().iter().enumerate() {
+            let up = level.trim().to_ascii_uppercase();
+            if LEVELS.contains(&up.as_str()) {
+                levels.push(up);
+            } else {
+                errs.push(format!("{p}.levels[{j}]"), format!("`{level}` is not one of {}", LEVELS.join(", ")));
+            }
+        }
+        let mut installation_contexts = Vec::new();
+        for (j, site) in s.installation_contexts.unwrap_or_default().into_iter().enumerate() {
+            if is_site_id(site.trim()) {
+                installation_contexts.push(site.trim().to_string());
+            } else {
+                errs.push(format!("{p}.installation_contexts[{j}]"), "not a site id (ari:cloud:<product>::site/<id>)");
+            }
+        }
+        let resource_attributes = attributes(&p, s.resource_attributes.unwrap_or_default(), errs);
+        let message = s.message.filter(|m| !m.is_empty());
+        let source = SourceConfig {
+            app_id,
+            environment_id,
+            name,
+            service_name: s.service_name.unwrap_or_else(|| "forge-app".into()),
+            levels,
+            message,
+            installation_contexts,
+            resource_attributes,
+        };
+        if !queries.insert(source.query_key()) {
+            errs.push(&p, "asks for the same logs as another source (same app, environment and filters)");
+        }
+        out.push(source);
+    }
+    out
+}
+
+fn attributes(p: &str, raw: BTreeMap<String, serde_yaml::Value>, errs: &mut Errors) -> Vec<(String, AttrValue)> {
+    let mut out = Vec::new();
+    for (k, v) in raw {
+        let value = match v {
+            serde_yaml::Value::String(s) => AttrValue::Str(s),
+            serde_yaml::Value::Bool(b) => AttrValue::Bool(b),
+            serde_yaml::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+                (Some(i), _) => AttrValue::Int(i),
+                (None, Some(f)) => AttrValue::Double(f),
+                _ => AttrValue::Str(n.to_string()),
+            },
+            _ => {
+                errs.push(format!("{p}.resource_attributes.{k}"), "must be a string, number or boolean");
+                continue;
+            }
+        };
+        out.push((k, value));
+    }
+    out
+}
+
+fn poll(raw: &raw::RawPoll, errs: &mut Errors) -> PollConfig {
+    let interval = errs.duration("poll.interval", &raw.interval, Duration::from_secs(60));
+    if interval.is_zero() {
+        errs.push("poll.interval", "must be more than 0");
+    }
+    let initial_lookback = errs.duration("poll.initial_lookback", &raw.initial_lookback, Duration::from_secs(3600));
+    if initial_lookback > API_RETENTION {
+        errs.push("poll.initial_lookback", "at most 14d (the API keeps 14 days)");
+    }
+    let retention_margin = errs.duration("poll.retention_margin", &raw.retention_margin, Duration::from_secs(600));
+    if retention_margin >= Duration::from_secs(24 * 3600) {
+        errs.push("poll.retention_margin", "must be less than 1d");
+    }
+    let backoff_initial = errs.duration("poll.backoff_initial", &raw.backoff_initial, Duration::from_secs(1));
+    let backoff_max = errs.duration("poll.backoff_max", &raw.backoff_max, Duration::from_secs(300));
+    if backoff_max < backoff_initial {
+        errs.push("poll.backoff_max", "must be at least poll.backoff_initial");
+    }
+    PollConfig {
+        interval,
+        settle_delay: errs.duration("poll.settle_delay", &raw.settle_delay, Duration::from_secs(60)),
+        late_arrival: errs.duration("poll.late_arrival", &raw.late_arrival, Duration::from_secs(600)),
+        initial_lookback,
+        retention_margin,
+        backoff_initial,
+        backoff_max,
+        config_error_retry: errs.duration("poll.config_error_retry", &raw.config_error_retry, Duration::from_secs(300)),
+        max_page_attempts: errs.number("poll.max_page_attempts", &raw.max_page_attempts, 10),
+    }
+}
+
+fn exporter(raw: raw::RawExporter, env: EnvLookup<'_>, errs: &mut Errors) -> ExporterConfig {
+    let (protocol_path, protocol_text) = match raw.protocol {
+        Some(p) => ("exporter.protocol".to_string(), Some(p)),
+        None => match otel_env::lookup(env, "PROTOCOL") {
+            Some((name, v)) => (name, Some(v)),
+            None => ("exporter.protocol".to_string(), None),
+        },
+    };
+    let protocol = match protocol_text {
+        None => Protocol::Grpc,
+        Some(t) => Protocol::parse(&t).unwrap_or_else(|| {
+            errs.push(&protocol_path, format!("`{t}` is not one of grpc, http/protobuf, http/json, stdout"));
+            Protocol::Grpc
+        }),
+    };
+    let endpoint = raw
+        .endpoint
+        .or_else(|| otel_env::lookup(env, "ENDPOINT").map(|(_, v)| v))
+        .unwrap_or_else(|| match protocol {
+            Protocol::Grpc => "http://localhost:4317".into(),
+            _ => "http://localhost:4318".into(),
+        })
+        .trim()
+        .to_string();
+    if protocol != Protocol::Stdout && !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        errs.push("exporter.endpoint", format!("`{endpoint}` must start with http:// or https://"));
+    }
+    let headers: Vec<(String, Secret)> = match raw.headers {
+        Some(map) => map.into_iter().map(|(k, v)| (k, Secret::new(v))).collect(),
+        None => match otel_env::lookup(env, "HEADERS") {
+            Some((name, text)) => match otel_env::parse_headers(&text) {
+                Ok(h) => h.into_iter().map(|(k, v)| (k, Secret::new(v))).collect(),
+                Err(e) => {
+                    errs.push(name, e);
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        },
+    };
+    for (k, _) in &headers {
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
+            errs.push(format!("exporter.headers.{k}"), "not a valid header name");
+        }
+    }
+    let compression = match raw
+        .compression
+        .map(|c| ("exporter.compression".to_string(), c))
+        .or_else(|| otel_env::lookup(env, "COMPRESSION"))
+    {
+        None => Compression::None,
+        Some((path, t)) => Compression::parse(&t).unwrap_or_else(|| {
+            errs.push(path, format!("`{t}` is not one of none, gzip, zstd"));
+            Compression::None
+        }),
+    };
+    let timeout = match raw.timeout {
+        Some(t) => errs.duration("exporter.timeout", &Some(t), Duration::from_secs(10)),
+        None => match otel_env::lookup(env, "TIMEOUT") {
+            // The OTLP spec gives this variable in milliseconds.
+            Some((name, v)) => v.trim().parse::<u64>().map(Duration::from_millis).unwrap_or_else(|_| {
+                errs.push(name, format!("`{v}` is not a number of milliseconds"));
+                Duration::from_secs(10)
+            }),
+            None => Duration::from_secs(10),
+        },
+    };
+    if timeout.is_zero() {
+        errs.push("exporter.timeout", "must be more than 0");
+    }
+    let max_request_bytes = errs.size("exporter.max_request_bytes", &raw.max_request_bytes, 4 << 20);
+    if max_request_bytes < 1024 {
+        errs.push("exporter.max_request_bytes", "must be at least 1KiB");
+    }
+    let retry = RetryConfig {
+        initial_backoff: errs.duration(
+            "exporter.retry.initial_backoff",
+            &raw.retry.initial_backoff,
+            Duration::from_secs(1),
+        ),
+        max_backoff: errs.duration("exporter.retry.max_backoff", &raw.retry.max_backoff, Duration::from_secs(30)),
+        max_retry_after: errs.duration(
+            "exporter.retry.max_retry_after",
+            &raw.retry.max_retry_after,
+            Duration::from_secs(300),
+        ),
+        max_elapsed: match errs.duration("exporter.retry.max_elapsed", &raw.retry.max_elapsed, Duration::ZERO) {
+            d if d.is_zero() => None,
+            d => Some(d),
+        },
+    };
+    let tls = TlsConfig {
+        ca_file: raw.tls.ca_file.map(PathBuf::from),
+        cert_file: raw.tls.cert_file.map(PathBuf::from),
+        key_file: raw.tls.key_file.map(PathBuf::from),
+    };
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        errs.push("exporter.tls", "cert_file and key_file go together");
+    }
+    ExporterConfig {
+        protocol,
+        endpoint,
+        headers,
+        compression,
+        timeout,
+        max_request_bytes: usize::try_from(max_request_bytes).unwrap_or(usize::MAX),
+        tls,
+        retry,
+    }
+}
