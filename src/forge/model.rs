@@ -1,0 +1,166 @@
+//! Wire types of the App logs API, tolerant of fields added later.
+//!
+//! Records follow the OTLP/JSON log data model: `timeUnixNano` as a
+//! decimal string (a number is accepted too), hex `traceId`/`spanId`,
+//! AnyValue objects for the body and attribute values.
+
+use serde::{Deserialize, Serialize};
+
+/// One page of `GET /v1/app/logs/{appId}`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Page {
+    #[serde(rename = "appLogs")]
+    pub app_logs: Vec<LogRecord>,
+    /// More pages follow when this is a non-empty string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+impl Page {
+    /// The cursor for the next page; `None` when absent, null or empty.
+    pub fn next_cursor(&self) -> Option<&str> {
+        self.cursor.as_deref().filter(|c| !c.is_empty())
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogRecord {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_unix_nano: Option<NumOrStr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity_number: Option<NumOrStr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity_text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<AnyValue>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<KeyValue>,
+}
+
+/// A number written as a JSON number or as a decimal string.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum NumOrStr {
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+    Str(String),
+}
+
+impl NumOrStr {
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            NumOrStr::Int(i) => Some(*i),
+            NumOrStr::Uint(u) => i64::try_from(*u).ok(),
+            NumOrStr::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e18 => Some(*f as i64),
+            NumOrStr::Float(_) => None,
+            NumOrStr::Str(s) => s.trim().parse().ok(),
+        }
+    }
+
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            NumOrStr::Uint(u) => Some(*u),
+            NumOrStr::Str(s) => s.trim().parse().ok(),
+            other => other.as_i64().and_then(|i| u64::try_from(i).ok()),
+        }
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        match self {
+            NumOrStr::Int(i) => Some(*i as f64),
+            NumOrStr::Uint(u) => Some(*u as f64),
+            NumOrStr::Float(f) => Some(*f),
+            NumOrStr::Str(s) => match s.trim() {
+                "NaN" => Some(f64::NAN),
+                "Infinity" => Some(f64::INFINITY),
+                "-Infinity" => Some(f64::NEG_INFINITY),
+                t => t.parse().ok(),
+            },
+        }
+    }
+
+    /// The value as written, for attributes that keep a raw value.
+    pub fn raw(&self) -> String {
+        match self {
+            NumOrStr::Int(i) => i.to_string(),
+            NumOrStr::Uint(u) => u.to_string(),
+            NumOrStr::Float(f) => f.to_string(),
+            NumOrStr::Str(s) => s.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct KeyValue {
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<AnyValue>,
+}
+
+/// An OTLP/JSON AnyValue: at most one field is set.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnyValue {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub string_value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bool_value: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub int_value: Option<NumOrStr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub double_value: Option<NumOrStr>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_value: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub array_value: Option<ValueList>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kvlist_value: Option<KeyValueList>,
+}
+
+impl AnyValue {
+    pub fn string(s: impl Into<String>) -> Self {
+        Self { string_value: Some(s.into()), ..Self::default() }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct ValueList {
+    #[serde(default)]
+    pub values: Vec<AnyValue>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+pub struct KeyValueList {
+    #[serde(default)]
+    pub values: Vec<KeyValue>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tolerant_of_unknown_fields_and_cursor_forms() {
+        let text = r#"{"appLogs":[{"timeUnixNano":"1707821444939000000","severityNumber":30,"newField":1,
+            "body":{"stringValue":"hi","futureKind":2}}],"cursor":null,"extra":true}"#;
+        let page: Page = serde_json::from_str(text).unwrap_or_default();
+        assert_eq!(page.app_logs.len(), 1);
+        assert_eq!(page.next_cursor(), None);
+        let rec = &page.app_logs[0];
+        assert_eq!(rec.time_unix_nano.as_ref().and_then(NumOrStr::as_u64), Some(1_707_821_444_939_000_000));
+        assert_eq!(rec.severity_number.as_ref().and_then(NumOrStr::as_i64), Some(30));
+        for (cursor, want) in [(r#""""#, None), (r#""abc""#, Some("abc"))] {
+            let p: Page = serde_json::from_str(&format!(r#"{{"appLogs":[],"cursor":{cursor}}}"#)).unwrap_or_default();
+            assert_eq!(p.next_cursor(), want);
+        }
+        let absent: Page = serde_json::from_str(r#"{"appLogs":[]}"#).unwrap_or_default();
+        assert_eq!(absent.next_cursor(), None);
+        assert!(serde_json::from_str::<Page>(r#"{"cursor":"x"}"#).is_err(), "appLogs is required");
+    }
+}

@@ -1,0 +1,256 @@
+//! A built-in simulator of the Forge App logs API, faithful to its
+//! documented rules: Basic auth, 404 for unknown apps and environments,
+//! strict dates, at most one hour per window and 14 days back, at most 50
+//! sites, opaque cursors bound to their query, a per-app rate limit with
+//! `Retry-After`, late records, and fault knobs for tests.
+//!
+//! Records are generated from a seed on demand ([`data`]), so memory does
+//! not grow with the history. Introspection for tests lives off the API
+//! path, under `/_sim/`: the sequence numbers of all records before a time,
+//! the request log, and the fault knobs.
+
+mod api;
+pub mod data;
+
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use crate::timefmt::system_millis;
+pub use data::{Generator, Stream};
+
+/// How the simulator behaves. `Default` is the demo's setting.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    pub seed: u64,
+    /// (app id, environment ids).
+    pub apps: Vec<(String, Vec<String>)>,
+    pub email: String,
+    pub token: String,
+    /// How much history exists before the simulator started (at most 14 days).
+    pub history: Duration,
+    pub records_per_second: f64,
+    pub page_size: usize,
+    /// Calls allowed per app in any `rate_window`; 0 switches the limit off.
+    pub rate_limit: u32,
+    pub rate_window: Duration,
+    pub late_fraction: f64,
+    pub max_late: Duration,
+    pub edge_fraction: f64,
+    /// Treat `endDate` as inclusive.
+    pub inclusive_end: bool,
+    pub sites: usize,
+    pub pad_bytes: usize,
+    pub faults: Faults,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            seed: 42,
+            apps: vec![("demo-app".into(), vec!["production".into()])],
+            email: "demo@example.com".into(),
+            token: "demo-token".into(),
+            history: Duration::from_secs(3 * 3600),
+            records_per_second: 2.0,
+            page_size: 100,
+            rate_limit: 30,
+            rate_window: Duration::from_secs(60),
+            late_fraction: 0.05,
+            max_late: Duration::from_secs(120),
+            edge_fraction: 0.02,
+            inclusive_end: false,
+            sites: 8,
+            pad_bytes: 0,
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// Fault knobs, changeable at run time (`PUT /_sim/faults` or [`SimHandle::set_faults`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Probability of a 500 answer.
+    pub p_500: f64,
+    /// Probability of a 503 answer.
+    pub p_503: f64,
+    /// Probability of a 429 without `Retry-After`.
+    pub p_429_no_retry_after: f64,
+    /// Answer 429 with this `Retry-After` (seconds) to the next `n_429` calls.
+    pub n_429: u32,
+    pub retry_after_secs: u64,
+    /// Probability of a 200 with malformed JSON.
+    pub p_malformed: f64,
+    /// Probability of a 200 whose body is cut in half.
+    pub p_truncated: f64,
+    /// Probability of a 200 with an HTML body.
+    pub p_html: f64,
+    /// Probability and length of a slow answer.
+    pub p_slow: f64,
+    pub slow_ms: u64,
+    /// Every page returns the cursor it was asked with (or the first cursor) forever.
+    pub cursor_loop: bool,
+    /// The first page of any window starting at this time (ms since epoch) is always malformed.
+    pub broken_window_start_ms: Option<i64>,
+}
+
+/// One API call as the simulator saw it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RequestRecord {
+    /// Milliseconds since the epoch.
+    pub at_ms: i64,
+    pub app: String,
+    pub status: u16,
+}
+
+const REQUEST_LOG_CAP: usize = 200_000;
+
+pub(crate) struct SimState {
+    pub config: SimConfig,
+    pub generator: Generator,
+    pub streams: Vec<Stream>,
+    pub faults: Mutex<Faults>,
+    pub counter: AtomicU64,
+    pub rate: Mutex<HashMap<String, VecDeque<tokio::time::Instant>>>,
+    pub log: Mutex<VecDeque<RequestRecord>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl SimState {
+    fn new(config: SimConfig, now: SystemTime) -> Self {
+        let history = config.history.min(crate::config::API_RETENTION);
+        let t0_ns = (system_millis(now) - history.as_millis() as i64) * 1_000_000;
+        let step_ns = (1e9 / config.records_per_second.max(1e-6)) as i64;
+        let generator = Generator {
+            seed: config.seed,
+            t0_ns,
+            step_ns: step_ns.max(1),
+            late_permille: (config.late_fraction.clamp(0.0, 1.0) * 1000.0) as u64,
+            max_late_ns: config.max_late.as_nanos() as i64,
+            edge_permille: (config.edge_fraction.clamp(0.0, 1.0) * 1000.0) as u64,
+            sites: (0..config.sites).map(|n| data::site_id(config.seed, n)).collect(),
+            pad_bytes: config.pad_bytes,
+        };
+        let mut streams = Vec::new();
+        for (app, envs) in &config.apps {
+            for env in envs {
+                streams.push(Stream { app_id: app.clone(), environment_id: env.clone(), index: streams.len() as u64 });
+            }
+        }
+        Self {
+            faults: Mutex::new(config.faults.clone()),
+            config,
+            generator,
+            streams,
+            counter: AtomicU64::new(0),
+            rate: Mutex::new(HashMap::new()),
+            log: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    fn record_request(&self, app: &str, status: u16) {
+        let mut log = lock(&self.log);
+        if log.len() >= REQUEST_LOG_CAP {
+            log.pop_front();
+        }
+        log.push_back(RequestRecord { at_ms: system_millis(SystemTime::now()), app: app.to_string(), status });
+    }
+
+    fn seqs_before(&self, before_ms: i64) -> Vec<u64> {
+        let mut all = Vec::new();
+        for s in &self.streams {
+            all.extend(self.generator.seqs_before(s, before_ms * 1_000_000));
+        }
+        all
+    }
+}
+
+/// A running simulator.
+pub struct SimHandle {
+    pub addr: SocketAddr,
+    state: Arc<SimState>,
+    shutdown: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SimHandle {
+    /// The API base URL (`forge.base_url`).
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Every sequence number (all streams) with a timestamp before `before`.
+    pub fn seqs_before(&self, before: SystemTime) -> Vec<u64> {
+        self.state.seqs_before(system_millis(before))
+    }
+
+    /// The timestamp (ns) of the first record of every stream.
+    pub fn history_start_ns(&self) -> i64 {
+        self.state.generator.t0_ns
+    }
+
+    pub fn requests(&self) -> Vec<RequestRecord> {
+        lock(&self.state.log).iter().cloned().collect()
+    }
+
+    pub fn set_faults(&self, faults: Faults) {
+        *lock(&self.state.faults) = faults;
+    }
+
+    pub fn generator(&self) -> &Generator {
+        &self.state.generator
+    }
+
+    pub fn streams(&self) -> &[Stream] {
+        &self.state.streams
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.task.await;
+    }
+}
+
+/// The most calls of `app` in any window of `window` length, from a request log.
+pub fn max_calls_in_window(log: &[RequestRecord], app: &str, window: Duration) -> usize {
+    let times: Vec<i64> = log.iter().filter(|r| r.app == app).map(|r| r.at_ms).collect();
+    let w = window.as_millis() as i64;
+    let mut best = 0;
+    let mut lo = 0;
+    for hi in 0..times.len() {
+        while times[hi] - times[lo] >= w {
+            lo += 1;
+        }
+        best = best.max(hi - lo + 1);
+    }
+    best
+}
+
+/// Starts the simulator on `listen` (port 0 picks a free port).
+pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<SimHandle> {
+    let state = Arc::new(SimState::new(config, SystemTime::now()));
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let router = api::router(state.clone());
+    let token = shutdown.clone();
+    let task = tokio::spawn(async move {
+        let serve = axum::serve(listener, router).with_graceful_shutdown(async move { token.cancelled().await });
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "simulator server failed");
+        }
+    });
+    Ok(SimHandle { addr, state, shutdown, task })
+}
+
+#[cfg(test)]
+mod tests;
