@@ -38,3 +38,4 @@ pub async fn shutdown_signal() {
         () = term => {}
     }
 }
+pub mod convert;
