@@ -38,4 +38,8 @@ pub async fn shutdown_signal() {
         () = term => {}
     }
 }
+pub mod backoff;
 pub mod convert;
+pub mod export;
+pub mod metrics;
+pub mod testkit;

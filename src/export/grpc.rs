@@ -1,0 +1,87 @@
+//! OTLP/gRPC with tonic's generated `LogsServiceClient`.
+//!
+//! The channel connects lazily, so start-up does not fail while the
+//! collector is down; each call carries the configured headers as
+//! metadata and waits for the server's answer.
+
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
+use tonic::codec::CompressionEncoding;
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+
+use super::retry::{Verdict, classify_grpc, grpc_retry_info};
+use super::{SendError, SetupError};
+use crate::config::{Compression, ExporterConfig};
+
+pub struct GrpcTransport {
+    client: LogsServiceClient<Channel>,
+    metadata: MetadataMap,
+    timeout: Duration,
+}
+
+impl GrpcTransport {
+    pub fn new(cfg: &ExporterConfig) -> Result<Self, SetupError> {
+        crate::tls::install_crypto_provider();
+        let bad = |e: &dyn std::fmt::Display| SetupError(format!("exporter.endpoint: {e}"));
+        let mut endpoint = Endpoint::from_shared(cfg.endpoint.clone())
+            .map_err(|e| bad(&e))?
+            .connect_timeout(cfg.timeout)
+            .timeout(cfg.timeout)
+            .tcp_nodelay(true);
+        if cfg.endpoint.starts_with("https://") {
+            let mut tls = ClientTlsConfig::new().with_native_roots();
+            if let Some(ca) = &cfg.tls.ca_file {
+                let pem = std::fs::read(ca).map_err(|e| SetupError(format!("exporter.tls.ca_file: {e}")))?;
+                tls = tls.ca_certificate(Certificate::from_pem(pem));
+            }
+            if let (Some(cert), Some(key)) = (&cfg.tls.cert_file, &cfg.tls.key_file) {
+                let cert = std::fs::read(cert).map_err(|e| SetupError(format!("exporter.tls.cert_file: {e}")))?;
+                let key = std::fs::read(key).map_err(|e| SetupError(format!("exporter.tls.key_file: {e}")))?;
+                tls = tls.identity(Identity::from_pem(cert, key));
+            }
+            endpoint = endpoint.tls_config(tls).map_err(|e| SetupError(format!("exporter.tls: {e}")))?;
+        }
+        let channel = endpoint.connect_lazy();
+        let mut client = LogsServiceClient::new(channel).max_decoding_message_size(16 << 20);
+        client = match cfg.compression {
+            Compression::None => client,
+            Compression::Gzip => client.send_compressed(CompressionEncoding::Gzip),
+            Compression::Zstd => client.send_compressed(CompressionEncoding::Zstd),
+        };
+        let mut metadata = MetadataMap::new();
+        for (k, v) in &cfg.headers {
+            let key = MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
+                .map_err(|_| SetupError(format!("exporter.headers.{k}: not a valid gRPC metadata key")))?;
+            let value = MetadataValue::try_from(v.expose())
+                .map_err(|_| SetupError(format!("exporter.headers.{k}: value is not valid metadata")))?;
+            metadata.insert(key, value);
+        }
+        Ok(Self { client, metadata, timeout: cfg.timeout })
+    }
+
+    /// Sends one request; `Ok(rejected)` when the server accepted it.
+    pub async fn send(&self, req: &ExportLogsServiceRequest) -> Result<(u64, String), SendError> {
+        let mut request = tonic::Request::new(req.clone());
+        *request.metadata_mut() = self.metadata.clone();
+        request.set_timeout(self.timeout);
+        let mut client = self.client.clone();
+        match client.export(request).await {
+            Ok(resp) => {
+                let partial = resp.into_inner().partial_success.unwrap_or_default();
+                Ok((u64::try_from(partial.rejected_log_records).unwrap_or(0), partial.error_message))
+            }
+            Err(status) => {
+                let info = grpc_retry_info(status.details());
+                let verdict = classify_grpc(status.code(), info);
+                let mut message = format!("gRPC {:?}: {}", status.code(), status.message());
+                if matches!(verdict, Verdict::Retry(_)) && status.message().is_empty() {
+                    message = format!("gRPC {:?} (collector unreachable or busy)", status.code());
+                }
+                Err(SendError { verdict, message })
+            }
+        }
+    }
+}

@@ -1,0 +1,271 @@
+//! An in-process OTLP receiver: a tonic gRPC server and an axum
+//! `/v1/logs` route (protobuf or JSON, gzip or zstd) that record every
+//! accepted record and can be told to fail.
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+use tokio_util::sync::CancellationToken;
+use tonic::codec::CompressionEncoding;
+
+use crate::export::retry::grpc_retry_details;
+use crate::metrics::lock;
+
+/// A way to answer one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Failure {
+    /// HTTP status (gRPC requests get the matching code) and optional Retry-After seconds.
+    Http { status: u16, retry_after: Option<u64> },
+    /// gRPC code with optional RetryInfo (HTTP requests get 503).
+    Grpc { code: tonic::Code, retry_info: Option<Duration> },
+    /// Accept, but report this many records rejected.
+    Partial { rejected: i64 },
+}
+
+#[derive(Default)]
+struct State {
+    records: Mutex<Vec<(Resource, LogRecord)>>,
+    requests: AtomicU64,
+    request_sizes: Mutex<Vec<usize>>,
+    script: Mutex<VecDeque<Failure>>,
+    always: Mutex<Option<Failure>>,
+}
+
+impl State {
+    fn next_failure(&self) -> Option<Failure> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        lock(&self.script).pop_front().or_else(|| lock(&self.always).clone())
+    }
+
+    fn accept(&self, req: ExportLogsServiceRequest, size: usize, rejected: i64) -> ExportLogsServiceResponse {
+        lock(&self.request_sizes).push(size);
+        let mut records = lock(&self.records);
+        for rl in req.resource_logs {
+            let resource = rl.resource.unwrap_or_default();
+            for sl in rl.scope_logs {
+                for r in sl.log_records {
+                    records.push((resource.clone(), r));
+                }
+            }
+        }
+        let partial_success = (rejected > 0).then(|| ExportLogsPartialSuccess {
+            rejected_log_records: rejected,
+            error_message: "some records were rejected".into(),
+        });
+        ExportLogsServiceResponse { partial_success }
+    }
+}
+
+/// A running receiver.
+pub struct Receiver {
+    pub grpc_addr: SocketAddr,
+    pub http_addr: SocketAddr,
+    state: Arc<State>,
+    shutdown: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// The `sim.seq` attribute of a record (the simulator's sequence number).
+pub fn seq_of(r: &LogRecord) -> Option<u64> {
+    r.attributes.iter().find(|kv| kv.key == "sim.seq").and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+        Value::IntValue(i) => u64::try_from(*i).ok(),
+        Value::StringValue(s) => s.parse().ok(),
+        _ => None,
+    })
+}
+
+impl Receiver {
+    /// Starts both servers on loopback ports chosen by the system.
+    pub async fn start() -> std::io::Result<Self> {
+        Self::start_on("127.0.0.1:0".parse().unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))), None).await
+    }
+
+    /// Starts on given addresses (port 0 for any); `http` defaults to any port.
+    pub async fn start_on(grpc: SocketAddr, http: Option<SocketAddr>) -> std::io::Result<Self> {
+        let state = Arc::new(State::default());
+        let shutdown = CancellationToken::new();
+        let grpc_listener = tokio::net::TcpListener::bind(grpc).await?;
+        let grpc_addr = grpc_listener.local_addr()?;
+        let http_listener =
+            tokio::net::TcpListener::bind(http.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)))).await?;
+        let http_addr = http_listener.local_addr()?;
+
+        let svc = LogsServiceServer::new(GrpcSvc(state.clone()))
+            .accept_compressed(CompressionEncoding::Gzip)
+            .accept_compressed(CompressionEncoding::Zstd)
+            .max_decoding_message_size(64 << 20);
+        let token = shutdown.clone();
+        let grpc_task = tokio::spawn(async move {
+            let incoming = tokio_stream_from(grpc_listener);
+            let _ = tonic::transport::Server::builder()
+                .add_service(svc)
+                .serve_with_incoming_shutdown(incoming, async move { token.cancelled().await })
+                .await;
+        });
+        let st = state.clone();
+        let router = axum::Router::new()
+            .route("/v1/logs", axum::routing::post(move |h: HeaderMap, b: Bytes| http_logs(st.clone(), h, b)))
+            .layer(axum::extract::DefaultBodyLimit::max(64 << 20));
+        let token = shutdown.clone();
+        let http_task = tokio::spawn(async move {
+            let _ =
+                axum::serve(http_listener, router).with_graceful_shutdown(async move { token.cancelled().await }).await;
+        });
+        Ok(Self { grpc_addr, http_addr, state, shutdown, tasks: vec![grpc_task, http_task] })
+    }
+
+    pub fn grpc_endpoint(&self) -> String {
+        format!("http://{}", self.grpc_addr)
+    }
+
+    pub fn http_endpoint(&self) -> String {
+        format!("http://{}", self.http_addr)
+    }
+
+    /// Answers the next requests with these failures, in order.
+    pub fn fail_next(&self, failures: impl IntoIterator<Item = Failure>) {
+        lock(&self.state.script).extend(failures);
+    }
+
+    /// Answers every request with this failure (after the scripted ones); `None` to heal.
+    pub fn fail_always(&self, failure: Option<Failure>) {
+        *lock(&self.state.always) = failure;
+    }
+
+    pub fn records(&self) -> Vec<(Resource, LogRecord)> {
+        lock(&self.state.records).clone()
+    }
+
+    pub fn record_count(&self) -> usize {
+        lock(&self.state.records).len()
+    }
+
+    /// Sequence numbers of the accepted records, in arrival order.
+    pub fn seqs(&self) -> Vec<u64> {
+        lock(&self.state.records).iter().filter_map(|(_, r)| seq_of(r)).collect()
+    }
+
+    pub fn requests(&self) -> u64 {
+        self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// Encoded sizes of the accepted requests.
+    pub fn request_sizes(&self) -> Vec<usize> {
+        lock(&self.state.request_sizes).clone()
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        for t in self.tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+fn tokio_stream_from(
+    listener: tokio::net::TcpListener,
+) -> impl futures_core::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    futures_util::stream::unfold(listener, |l| async move {
+        let next = l.accept().await.map(|(s, _)| s);
+        Some((next, l))
+    })
+}
+
+struct GrpcSvc(Arc<State>);
+
+fn http_to_grpc(status: u16) -> tonic::Code {
+    match status {
+        400 => tonic::Code::InvalidArgument,
+        401 => tonic::Code::Unauthenticated,
+        403 => tonic::Code::PermissionDenied,
+        404 => tonic::Code::NotFound,
+        413 => tonic::Code::ResourceExhausted,
+        429 | 502 | 503 | 504 => tonic::Code::Unavailable,
+        _ => tonic::Code::Internal,
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for GrpcSvc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        let req = request.into_inner();
+        let size = req.encoded_len();
+        match self.0.next_failure() {
+            None => Ok(tonic::Response::new(self.0.accept(req, size, 0))),
+            Some(Failure::Partial { rejected }) => Ok(tonic::Response::new(self.0.accept(req, size, rejected))),
+            Some(Failure::Http { status, .. }) => {
+                Err(tonic::Status::new(http_to_grpc(status), format!("HTTP {status}")))
+            }
+            Some(Failure::Grpc { code, retry_info: None }) => Err(tonic::Status::new(code, "scripted failure")),
+            Some(Failure::Grpc { code, retry_info: Some(d) }) => {
+                Err(tonic::Status::with_details(code, "scripted failure", grpc_retry_details(code, d).into()))
+            }
+        }
+    }
+}
+
+async fn http_logs(state: Arc<State>, headers: HeaderMap, body: Bytes) -> Response {
+    let failure = state.next_failure();
+    let mut raw = Vec::new();
+    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let decoded = match encoding {
+        "gzip" => flate2::read::GzDecoder::new(body.as_ref()).read_to_end(&mut raw).map(|_| ()),
+        "zstd" => zstd::stream::read::Decoder::new(body.as_ref()).and_then(|mut d| d.read_to_end(&mut raw)).map(|_| ()),
+        _ => {
+            raw = body.to_vec();
+            Ok(())
+        }
+    };
+    if decoded.is_err() {
+        return (StatusCode::BAD_REQUEST, "bad content encoding").into_response();
+    }
+    let json = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.contains("json"));
+    let req = if json {
+        serde_json::from_slice::<ExportLogsServiceRequest>(&raw).map_err(|e| e.to_string())
+    } else {
+        ExportLogsServiceRequest::decode(raw.as_slice()).map_err(|e| e.to_string())
+    };
+    let req = match req {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("cannot decode request: {e}")).into_response(),
+    };
+    let size = req.encoded_len();
+    let rejected = match failure {
+        None => 0,
+        Some(Failure::Partial { rejected }) => rejected,
+        Some(Failure::Http { status, retry_after }) => {
+            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut r = (code, "scripted failure").into_response();
+            if let Some(s) = retry_after {
+                r.headers_mut().insert(header::RETRY_AFTER, s.into());
+            }
+            return r;
+        }
+        Some(Failure::Grpc { .. }) => return (StatusCode::SERVICE_UNAVAILABLE, "scripted failure").into_response(),
+    };
+    let answer = state.accept(req, size, rejected);
+    if json {
+        (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], serde_json::to_vec(&answer).unwrap_or_default())
+            .into_response()
+    } else {
+        (StatusCode::OK, [(header::CONTENT_TYPE, "application/x-protobuf")], answer.encode_to_vec()).into_response()
+    }
+}
