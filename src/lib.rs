@@ -39,7 +39,9 @@ pub async fn shutdown_signal() {
     }
 }
 pub mod backoff;
+pub mod checkpoint;
 pub mod convert;
 pub mod export;
 pub mod metrics;
+pub mod poller;
 pub mod testkit;

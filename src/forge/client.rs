@@ -1,1 +1,191 @@
-pub struct Placeholder;
+//! The App logs API client: one call, one page.
+//!
+//! Credentials go in an `Authorization: Basic` header, never in the URL.
+//! A token file is read for every call, so a rotated token is used at once
+//! without a restart. Answers are capped in size, decoded tolerantly, and
+//! turned into [`ForgeError`]s that say what to do next.
+
+use std::time::{Duration, SystemTime};
+
+use base64::Engine;
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+
+use super::model::Page;
+use crate::config::{ForgeConfig, TokenSource};
+use crate::export::http::error_chain;
+use crate::export::retry::parse_retry_after;
+use crate::timefmt::format_millis;
+
+/// One page request.
+#[derive(Debug, Clone, Copy)]
+pub struct Query<'a> {
+    pub app_id: &'a str,
+    pub environment_id: &'a str,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    pub levels: &'a [String],
+    pub message: Option<&'a str>,
+    pub sites: &'a [String],
+    pub cursor: Option<&'a str>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ForgeError {
+    #[error("rate limited (429){}", .retry_after.map(|d| format!(", retry after {}s", d.as_secs())).unwrap_or_default())]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("credentials refused ({status}): check forge.email and the API token: {message}")]
+    Auth { status: u16, message: String },
+    #[error("app or environment not found (404): check app_id and environment_id: {message}")]
+    NotFound { message: String },
+    #[error("request refused (400): {message}")]
+    BadRequest { message: String },
+    #[error("server error ({status}): {message}")]
+    Server { status: u16, message: String },
+    #[error("cannot reach the API: {0}")]
+    Transport(String),
+    #[error("answer larger than forge.max_response_size ({limit} bytes)")]
+    TooLarge { limit: u64 },
+    #[error("malformed page: {0}")]
+    Malformed(String),
+    #[error("{0}")]
+    Token(String),
+}
+
+impl ForgeError {
+    /// A short label for metrics.
+    pub fn status_class(&self) -> &'static str {
+        match self {
+            ForgeError::RateLimited { .. } => "429",
+            ForgeError::Auth { status: 403, .. } => "403",
+            ForgeError::Auth { .. } | ForgeError::Token(_) => "401",
+            ForgeError::NotFound { .. } => "404",
+            ForgeError::BadRequest { .. } => "400",
+            ForgeError::Server { .. } => "5xx",
+            ForgeError::Transport(_) => "error",
+            ForgeError::TooLarge { .. } | ForgeError::Malformed(_) => "malformed",
+        }
+    }
+}
+
+pub struct ForgeClient {
+    http: reqwest::Client,
+    base_url: String,
+    email: String,
+    token: TokenSource,
+    max_bytes: u64,
+}
+
+impl ForgeClient {
+    pub fn new(cfg: &ForgeConfig) -> Result<Self, ForgeError> {
+        crate::tls::install_crypto_provider();
+        let http = reqwest::Client::builder()
+            .timeout(cfg.request_timeout)
+            .connect_timeout(cfg.request_timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ForgeError::Transport(error_chain(&e)))?;
+        Ok(Self {
+            http,
+            base_url: cfg.base_url.clone(),
+            email: cfg.email.clone(),
+            token: cfg.token.clone(),
+            max_bytes: cfg.max_response_bytes,
+        })
+    }
+
+    fn url(&self, q: &Query<'_>) -> Result<reqwest::Url, ForgeError> {
+        let mut url = reqwest::Url::parse(&format!("{}/v1/app/logs/", self.base_url))
+            .and_then(|u| u.join(q.app_id))
+            .map_err(|e| ForgeError::Transport(format!("bad forge.base_url: {e}")))?;
+        {
+            let mut p = url.query_pairs_mut();
+            p.append_pair("environmentId", q.environment_id);
+            p.append_pair("startDate", &format_millis(q.start_ms));
+            p.append_pair("endDate", &format_millis(q.end_ms));
+            for l in q.levels {
+                p.append_pair("level", l);
+            }
+            if let Some(m) = q.message {
+                p.append_pair("message", m);
+            }
+            for s in q.sites {
+                p.append_pair("installationContext", s);
+            }
+            if let Some(c) = q.cursor {
+                p.append_pair("cursor", c);
+            }
+        }
+        Ok(url)
+    }
+
+    /// Fetches one page.
+    pub async fn fetch(&self, q: &Query<'_>) -> Result<Page, ForgeError> {
+        let token = self.token.read().map_err(|e| ForgeError::Token(e.to_string()))?;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.email, token.expose()));
+        let mut auth = reqwest::header::HeaderValue::from_str(&format!("Basic {basic}"))
+            .map_err(|_| ForgeError::Token("the API token contains characters not allowed in a header".into()))?;
+        auth.set_sensitive(true);
+        let resp = self
+            .http
+            .get(self.url(q)?)
+            .header(AUTHORIZATION, auth)
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| ForgeError::Transport(error_chain(&e)))?;
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let content_type =
+            resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
+        if resp.content_length().is_some_and(|n| n > self.max_bytes) {
+            return Err(ForgeError::TooLarge { limit: self.max_bytes });
+        }
+        let body = self.read_capped(resp).await?;
+        if status != 200 {
+            let message = error_message(&body);
+            return Err(match status {
+                429 => ForgeError::RateLimited { retry_after },
+                401 | 403 => ForgeError::Auth { status, message },
+                404 => ForgeError::NotFound { message },
+                400 => ForgeError::BadRequest { message },
+                _ => ForgeError::Server { status, message },
+            });
+        }
+        if !content_type.is_empty() && !content_type.contains("json") {
+            return Err(ForgeError::Malformed(format!("expected JSON, got {content_type}")));
+        }
+        serde_json::from_slice::<Page>(&body).map_err(|e| ForgeError::Malformed(e.to_string()))
+    }
+
+    async fn read_capped(&self, mut resp: reqwest::Response) -> Result<Vec<u8>, ForgeError> {
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if (body.len() + chunk.len()) as u64 > self.max_bytes {
+                        return Err(ForgeError::TooLarge { limit: self.max_bytes });
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => return Ok(body),
+                Err(e) => return Err(ForgeError::Transport(format!("reading the answer: {}", error_chain(&e)))),
+            }
+        }
+    }
+}
+
+/// The `message` of a JSON error body, else the start of the body.
+fn error_message(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct E {
+        message: Option<String>,
+    }
+    match serde_json::from_slice::<E>(body) {
+        Ok(E { message: Some(m) }) => m,
+        _ => String::from_utf8_lossy(body).chars().take(200).collect(),
+    }
+}

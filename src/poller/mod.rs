@@ -1,0 +1,2 @@
+pub mod budget;
+pub mod window;
