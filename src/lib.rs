@@ -38,10 +38,12 @@ pub async fn shutdown_signal() {
         () = term => {}
     }
 }
+pub mod app;
 pub mod backoff;
 pub mod checkpoint;
 pub mod convert;
 pub mod export;
 pub mod metrics;
 pub mod poller;
+pub mod server;
 pub mod testkit;

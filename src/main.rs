@@ -35,7 +35,7 @@ enum Command {
         config: PathBuf,
     },
     /// Serve a simulator of the Forge App logs API (no Atlassian account needed).
-    Simulate(SimulateArgs),
+    Simulate(Box<SimulateArgs>),
 }
 
 #[derive(clap::Args)]
@@ -130,6 +130,10 @@ impl SimulateArgs {
     }
 }
 
+/// Time allowed for exports in flight and final checkpoints after SIGTERM
+/// (Kubernetes and Docker give 30 s by default before SIGKILL).
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(25);
+
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
 }
@@ -186,7 +190,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Simulate(args) => simulate(args),
+        Command::Simulate(args) => simulate(*args),
         Command::Run { config } => {
             let cfg = match Config::load(&config, &config::process_env) {
                 Ok(cfg) => cfg,
@@ -196,8 +200,26 @@ fn main() -> ExitCode {
                 }
             };
             forge_otel_sidecar::logging::init(cfg.log.format, &cfg.log.level);
-            eprintln!("error: the poller is not built yet");
-            ExitCode::from(1)
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            rt.block_on(async move {
+                let app = match forge_otel_sidecar::app::App::start(cfg, Default::default()).await {
+                    Ok(app) => app,
+                    Err(e) => {
+                        tracing::error!(error = format!("{e:#}"), "cannot start");
+                        return ExitCode::from(1);
+                    }
+                };
+                forge_otel_sidecar::shutdown_signal().await;
+                app.shutdown(SHUTDOWN_GRACE).await;
+                tracing::info!("stopped");
+                ExitCode::SUCCESS
+            })
         }
     }
 }

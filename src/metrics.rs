@@ -76,6 +76,8 @@ pub struct SourceMetrics {
     pub duplicates: AtomicU64,
     pub gap_seconds: AtomicU64,
     pub gave_up_pages: AtomicU64,
+    pub cursor_loops: AtomicU64,
+    pub out_of_window: AtomicU64,
     pub bad_time: AtomicU64,
     pub bad_ids: AtomicU64,
     pub export_requests: AtomicU64,

@@ -47,7 +47,7 @@ pub trait Sink: Send + Sync {
 }
 
 pub enum Transport {
-    Grpc(grpc::GrpcTransport),
+    Grpc(Box<grpc::GrpcTransport>),
     Http(http::HttpTransport),
     Stdout,
     Sink(Arc<dyn Sink>),
@@ -58,7 +58,7 @@ pub enum Transport {
 impl Transport {
     pub fn new(cfg: &ExporterConfig) -> Result<Self, SetupError> {
         Ok(match cfg.protocol {
-            Protocol::Grpc => Transport::Grpc(grpc::GrpcTransport::new(cfg)?),
+            Protocol::Grpc => Transport::Grpc(Box::new(grpc::GrpcTransport::new(cfg)?)),
             Protocol::HttpProtobuf | Protocol::HttpJson => Transport::Http(http::HttpTransport::new(cfg)?),
             Protocol::Stdout => Transport::Stdout,
         })

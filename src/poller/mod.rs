@@ -1,2 +1,520 @@
+//! The poller: one task per source, strictly sequential.
+//!
+//! Each step plans a window ([`window`]), waits for the app's budget
+//! ([`budget`]), fetches one page, converts it ([`crate::convert`]), drops
+//! records already delivered (by fingerprint), delivers the rest through
+//! the [`Exporter`] and waits for its answer, and only then saves the
+//! checkpoint ([`crate::checkpoint`]). Nothing is queued between stages, so
+//! nothing can be dropped from a queue; a crash repeats at most one page.
+
 pub mod budget;
 pub mod window;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use tokio_util::sync::CancellationToken;
+
+use crate::backoff::Backoff;
+use crate::checkpoint::{Checkpoint, Loaded, Progress, Store};
+use crate::config::{API_RETENTION, MAX_WINDOW, PollConfig, SourceConfig};
+use crate::convert::{self, ConvertStats};
+use crate::export::{DeliverError, Exporter};
+use crate::forge::client::{ForgeClient, ForgeError, Query};
+use crate::forge::model::Page;
+use crate::metrics::{LastError, SourceMetrics, SourceState};
+use budget::{Budget, Priority};
+use window::{Next, Params, Pass, Window};
+
+/// Fingerprints kept at most per source (8 bytes each in memory and file).
+const MAX_FINGERPRINTS: usize = 2_000_000;
+
+/// Wall-clock time, injected so tests can control it.
+pub trait Clock: Send + Sync {
+    fn now_ms(&self) -> i64;
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now_ms(&self) -> i64 {
+        crate::timefmt::system_millis(std::time::SystemTime::now())
+    }
+}
+
+/// What every source task shares.
+pub struct Shared {
+    pub client: ForgeClient,
+    pub exporter: Exporter,
+    pub store: Store,
+    pub poll: PollConfig,
+    pub max_request_bytes: usize,
+    pub max_pages_per_window: u32,
+    pub clock: Arc<dyn Clock>,
+}
+
+enum PageError {
+    Cancelled,
+    Stuck(String),
+}
+
+pub struct SourceTask {
+    source: SourceConfig,
+    groups: Vec<Vec<String>>,
+    query_key: String,
+    resource: Resource,
+    budget: Arc<Budget>,
+    metrics: Arc<SourceMetrics>,
+    shared: Arc<Shared>,
+    cp: Checkpoint,
+    seen_cursors: HashSet<String>,
+    extra_margin_ms: i64,
+    scratch: Vec<u8>,
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl SourceTask {
+    pub fn new(source: SourceConfig, budget: Arc<Budget>, metrics: Arc<SourceMetrics>, shared: Arc<Shared>) -> Self {
+        let query_key = source.query_key();
+        let groups = source.site_groups();
+        let resource = convert::source_resource(&source);
+        let cp = Checkpoint::fresh(&source.name, &query_key, 0);
+        Self {
+            source,
+            groups,
+            query_key,
+            resource,
+            budget,
+            metrics,
+            shared,
+            cp,
+            seen_cursors: HashSet::new(),
+            extra_margin_ms: 0,
+            scratch: Vec::new(),
+        }
+    }
+
+    fn now(&self) -> i64 {
+        self.shared.clock.now_ms()
+    }
+
+    fn oldest_ms(&self, now: i64) -> i64 {
+        now - ms(API_RETENTION) + ms(self.shared.poll.retention_margin) + self.extra_margin_ms
+    }
+
+    fn load(&mut self) {
+        let now = self.now();
+        let start = (now - ms(self.shared.poll.initial_lookback)).max(self.oldest_ms(now));
+        let name = self.source.name.clone();
+        self.cp = match self.shared.store.load(&name, &self.query_key) {
+            Loaded::Resumed(cp) => {
+                tracing::info!(source = %name, watermark = %crate::timefmt::format_millis(cp.watermark_ms), "resuming from checkpoint");
+                cp
+            }
+            Loaded::Missing => {
+                tracing::info!(source = %name, from = %crate::timefmt::format_millis(start), "no checkpoint; first start");
+                Checkpoint::fresh(&name, &self.query_key, start)
+            }
+            Loaded::QueryChanged => {
+                tracing::warn!(source = %name, "the source's filters changed; starting it afresh");
+                Checkpoint::fresh(&name, &self.query_key, start)
+            }
+            Loaded::MovedAside { to, reason } => {
+                let message = format!("checkpoint {reason}; moved to {}; starting afresh", to.display());
+                tracing::error!(source = %name, "{message}");
+                self.metrics.update(|s| s.last_checkpoint_error = Some(LastError { at_ms: now, message }));
+                Checkpoint::fresh(&name, &self.query_key, start)
+            }
+        };
+        self.metrics.gap_seconds.store(self.cp.gap_seconds_total, Ordering::Relaxed);
+        self.publish_marks();
+    }
+
+    fn publish_marks(&self) {
+        self.metrics.watermark_ms.store(self.cp.watermark_ms, Ordering::Relaxed);
+        self.metrics.late_watermark_ms.store(self.cp.late_watermark_ms, Ordering::Relaxed);
+    }
+
+    fn params(&self, now: i64) -> Params {
+        let p = &self.shared.poll;
+        Params {
+            now_ms: now,
+            settle_ms: ms(p.settle_delay),
+            late_ms: ms(p.late_arrival),
+            interval_ms: ms(p.interval),
+            oldest_ms: self.oldest_ms(now),
+            max_window_ms: ms(MAX_WINDOW),
+        }
+    }
+
+    /// Sleeps (ticking the liveness clock) unless cancelled. False when cancelled.
+    async fn sleep(&self, d: Duration, cancel: &CancellationToken) -> bool {
+        let until = Instant::now() + d;
+        loop {
+            self.metrics.tick(self.now());
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return true;
+            }
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => return false,
+                () = tokio::time::sleep(left.min(Duration::from_secs(5))) => {}
+            }
+        }
+    }
+
+    fn set_state(&self, now: i64) {
+        let behind = now - ms(self.shared.poll.settle_delay) - self.cp.watermark_ms;
+        let catching_up = behind > ms(self.shared.poll.interval) * 2 + 1000;
+        self.metrics.update(|s| {
+            s.state = if s.config_error || s.api_failing || s.export_failing || s.checkpoint_failing {
+                if s.state == SourceState::Throttled { SourceState::Throttled } else { SourceState::Error }
+            } else if catching_up {
+                SourceState::CatchingUp
+            } else {
+                SourceState::Live
+            };
+        });
+    }
+
+    /// Runs until cancelled. Progress is saved after every delivered page.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        self.load();
+        let poll = self.shared.poll.clone();
+        let mut api_backoff = Backoff::new(poll.backoff_initial, poll.backoff_max);
+        let mut page_attempts: u32 = 0;
+        while !cancel.is_cancelled() {
+            let now = self.now();
+            self.metrics.tick(now);
+            self.clamp_retention(now);
+            let progress = match self.cp.current.clone() {
+                Some(p) => p,
+                None => match window::next(self.cp.watermark_ms, self.cp.late_watermark_ms, &self.params(now)) {
+                    Next::Fetch(win) => {
+                        let p = Progress {
+                            pass: win.pass,
+                            start_ms: win.start_ms,
+                            end_ms: win.end_ms,
+                            complete: win.complete,
+                            group: 0,
+                            cursor: None,
+                            pages: 0,
+                        };
+                        self.cp.current = Some(p.clone());
+                        self.seen_cursors.clear();
+                        p
+                    }
+                    Next::Sleep(until) => {
+                        self.set_state(now);
+                        let d = Duration::from_millis((until - now).clamp(1, ms(poll.interval).max(1)) as u64);
+                        if !self.sleep(d, &cancel).await {
+                            break;
+                        }
+                        continue;
+                    }
+                },
+            };
+            self.set_state(now);
+            let priority = if progress.pass == Pass::First { Priority::High } else { Priority::Low };
+            if self.budget.acquire(priority, &cancel).await.is_none() {
+                break;
+            }
+            let group = self.groups.get(progress.group).cloned().unwrap_or_default();
+            let query = Query {
+                app_id: &self.source.app_id,
+                environment_id: &self.source.environment_id,
+                start_ms: progress.start_ms,
+                end_ms: progress.end_ms,
+                levels: &self.source.levels,
+                message: self.source.message.as_deref(),
+                sites: &group,
+                cursor: progress.cursor.as_deref(),
+            };
+            let t = Instant::now();
+            let result = self.shared.client.fetch(&query).await;
+            let call_ms = self.now();
+            let class = match &result {
+                Ok(_) => "200",
+                Err(e) => e.status_class(),
+            };
+            self.metrics.api_call(class, call_ms, t.elapsed().as_secs_f64());
+            match result {
+                Ok(page) => {
+                    api_backoff.reset();
+                    page_attempts = 0;
+                    self.metrics.update(|s| {
+                        s.last_poll_ok_ms = Some(call_ms);
+                        s.api_failing = false;
+                        s.config_error = false;
+                        if s.state == SourceState::Throttled {
+                            s.state = SourceState::Live;
+                        }
+                    });
+                    match self.deliver_page(&progress, page, &cancel).await {
+                        Ok(()) => {}
+                        Err(PageError::Cancelled) => break,
+                        Err(PageError::Stuck(message)) => {
+                            self.metrics.update(|s| s.state = SourceState::Error);
+                            tracing::error!(source = %self.source.name, error = %message, "cannot move past this page; retrying later");
+                            if !self.sleep(poll.config_error_retry, &cancel).await {
+                                break;
+                            }
+                            continue;
+                        }
+                    }
+                    if !self.commit(&cancel).await {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let context = format!(
+                        "source {} window {}..{} page {}",
+                        self.source.name,
+                        crate::timefmt::format_millis(progress.start_ms),
+                        crate::timefmt::format_millis(progress.end_ms),
+                        progress.pages + 1
+                    );
+                    let wait = self.on_api_error(&e, &context, &progress, &mut api_backoff, &mut page_attempts);
+                    if let Some(wait) = wait
+                        && !self.sleep(wait, &cancel).await
+                    {
+                        break;
+                    }
+                    if self.cp.current.as_ref() != Some(&progress) && !self.commit(&cancel).await {
+                        break;
+                    }
+                }
+            }
+        }
+        self.metrics.update(|s| s.state = SourceState::Stopped);
+        tracing::info!(source = %self.source.name, "source stopped");
+    }
+
+    /// Decides what an API error means; returns how long to wait.
+    fn on_api_error(
+        &mut self,
+        e: &ForgeError,
+        context: &str,
+        progress: &Progress,
+        backoff: &mut Backoff,
+        page_attempts: &mut u32,
+    ) -> Option<Duration> {
+        let now = self.now();
+        let poll = &self.shared.poll;
+        let message = format!("{context}: {e}");
+        let config_error = matches!(e, ForgeError::Auth { .. } | ForgeError::NotFound { .. } | ForgeError::Token(_));
+        self.metrics.update(|s| {
+            s.api_failing = true;
+            s.config_error = config_error;
+            s.last_api_error = Some(LastError { at_ms: now, message: message.clone() });
+        });
+        match e {
+            ForgeError::RateLimited { retry_after } => {
+                SourceMetrics::add(&self.metrics.rate_limited, 1);
+                let delay = retry_after.unwrap_or_else(|| backoff.next_delay());
+                if self.budget.throttle(delay) {
+                    tracing::warn!(source = %self.source.name, app = %self.source.app_id, "rate limited while under this process's budget: another client is using this app's API limit");
+                }
+                tracing::warn!(source = %self.source.name, retry_in = ?delay, "{message}");
+                self.metrics.update(|s| s.state = SourceState::Throttled);
+                None
+            }
+            ForgeError::Auth { .. } | ForgeError::NotFound { .. } | ForgeError::Token(_) => {
+                tracing::error!(source = %self.source.name, retry_in = ?poll.config_error_retry, "{message}");
+                Some(poll.config_error_retry)
+            }
+            ForgeError::BadRequest { message: api } => {
+                if api.contains("14 days") || api.contains("older") {
+                    self.extra_margin_ms = (self.extra_margin_ms + 600_000).min(86_400_000);
+                }
+                tracing::error!(source = %self.source.name, "{message}; re-planning the window");
+                self.cp.current = None;
+                Some(backoff.next_delay().max(poll.backoff_initial))
+            }
+            ForgeError::Server { .. } | ForgeError::Transport(_) => {
+                let d = backoff.next_delay();
+                tracing::warn!(source = %self.source.name, retry_in = ?d, "{message}");
+                Some(d)
+            }
+            ForgeError::Malformed(_) | ForgeError::TooLarge { .. } => {
+                *page_attempts += 1;
+                let max = poll.max_page_attempts;
+                if max > 0 && *page_attempts >= max {
+                    *page_attempts = 0;
+                    SourceMetrics::add(&self.metrics.gave_up_pages, 1);
+                    let span = ((progress.end_ms - progress.start_ms) / 1000).max(0) as u64;
+                    tracing::error!(source = %self.source.name, attempts = max, "{message}; giving up on the rest of this window (counted as a gap)");
+                    self.cp.gap_seconds_total += span;
+                    SourceMetrics::add(&self.metrics.gap_seconds, span);
+                    self.finish_group(progress.clone());
+                    return None;
+                }
+                let d = backoff.next_delay();
+                tracing::warn!(source = %self.source.name, attempt = *page_attempts, retry_in = ?d, "{message}");
+                Some(d)
+            }
+        }
+    }
+
+    fn clamp_retention(&mut self, now: i64) {
+        let oldest = self.oldest_ms(now);
+        if self.cp.current.as_ref().is_some_and(|p| p.start_ms < oldest) {
+            self.cp.current = None;
+        }
+        let gap = window::clamp_to_retention(&mut self.cp.watermark_ms, &mut self.cp.late_watermark_ms, oldest);
+        if gap > 0 {
+            let secs = (gap / 1000) as u64;
+            self.cp.gap_seconds_total += secs;
+            SourceMetrics::add(&self.metrics.gap_seconds, secs);
+            tracing::warn!(source = %self.source.name, gap_seconds = secs, "records older than the API's 14 days can no longer be read; starting at the oldest readable time");
+            self.publish_marks();
+        }
+    }
+
+    async fn deliver_page(
+        &mut self,
+        progress: &Progress,
+        page: Page,
+        cancel: &CancellationToken,
+    ) -> Result<(), PageError> {
+        let observed_ns = u64::try_from(self.now()).unwrap_or(0).saturating_mul(1_000_000);
+        let (start_ns, end_ns) = (progress.start_ms * 1_000_000, progress.end_ms * 1_000_000);
+        let mut stats = ConvertStats::default();
+        let mut out = Vec::with_capacity(page.app_logs.len());
+        let mut new_fps = Vec::with_capacity(page.app_logs.len());
+        let (mut received, mut dups, mut outside) = (0u64, 0u64, 0u64);
+        for rec in &page.app_logs {
+            let before = stats.bad_time;
+            let mut r = convert::record(rec, observed_ns, &mut stats);
+            let ts = r.time_unix_nano as i64;
+            let timed = stats.bad_time == before && r.time_unix_nano > 0;
+            // Edge records belong to exactly one window, whichever way the API treats endDate.
+            if timed && (ts < start_ns || ts >= end_ns) {
+                outside += 1;
+                continue;
+            }
+            received += 1;
+            let bucket = if timed { ts } else { start_ns };
+            let fp = convert::fingerprint(&mut r, &mut self.scratch);
+            if self.cp.fingerprints.contains(bucket, fp) {
+                dups += 1;
+                continue;
+            }
+            if let Some(site) = rec
+                .attributes
+                .iter()
+                .find(|kv| kv.key == "installationContext")
+                .and_then(|kv| kv.value.as_ref()?.string_value.as_deref())
+            {
+                self.metrics.site_seen(site, ts / 1_000_000);
+            }
+            new_fps.push((bucket, fp));
+            out.push(r);
+        }
+        let m = &self.metrics;
+        SourceMetrics::add(&m.pages, 1);
+        SourceMetrics::add(&m.received, received);
+        SourceMetrics::add(&m.duplicates, dups);
+        SourceMetrics::add(&m.out_of_window, outside);
+        SourceMetrics::add(&m.bad_time, stats.bad_time);
+        SourceMetrics::add(&m.bad_ids, stats.bad_ids);
+        for req in convert::requests(&self.resource, out, self.shared.max_request_bytes) {
+            match self.shared.exporter.deliver(&req, m, cancel).await {
+                Ok(_) => {}
+                Err(DeliverError::Cancelled) => return Err(PageError::Cancelled),
+                Err(DeliverError::DeadLetter(e)) => return Err(PageError::Stuck(e.to_string())),
+            }
+        }
+        for (bucket, fp) in new_fps {
+            self.cp.fingerprints.insert(bucket, fp);
+        }
+        match page.next_cursor() {
+            Some(c) => {
+                let looped = Some(c) == progress.cursor.as_deref() || self.seen_cursors.contains(c);
+                let too_many = progress.pages + 1 >= self.shared.max_pages_per_window;
+                if looped || too_many {
+                    SourceMetrics::add(&self.metrics.cursor_loops, 1);
+                    let why = if looped {
+                        "the API returned a cursor it had returned before"
+                    } else {
+                        "more pages than forge.max_pages_per_window"
+                    };
+                    tracing::error!(source = %self.source.name, window_start = %crate::timefmt::format_millis(progress.start_ms), "{why}; ending this window's pages here");
+                    let now = self.now();
+                    self.metrics.update(|s| {
+                        s.last_api_error = Some(LastError { at_ms: now, message: format!("cursor loop: {why}") })
+                    });
+                    self.finish_group(progress.clone());
+                } else {
+                    self.seen_cursors.insert(c.to_string());
+                    let mut next = progress.clone();
+                    next.cursor = Some(c.to_string());
+                    next.pages += 1;
+                    self.cp.current = Some(next);
+                }
+            }
+            None => self.finish_group(progress.clone()),
+        }
+        Ok(())
+    }
+
+    /// Moves to the next site group, or closes the window after the last.
+    fn finish_group(&mut self, mut progress: Progress) {
+        self.seen_cursors.clear();
+        progress.group += 1;
+        progress.cursor = None;
+        progress.pages = 0;
+        if progress.group < self.groups.len() {
+            self.cp.current = Some(progress);
+            return;
+        }
+        let win = Window {
+            pass: progress.pass,
+            start_ms: progress.start_ms,
+            end_ms: progress.end_ms,
+            complete: progress.complete,
+        };
+        window::advance(&mut self.cp.watermark_ms, &mut self.cp.late_watermark_ms, &win);
+        self.cp.current = None;
+        self.cp.fingerprints.prune_before(self.cp.late_watermark_ms);
+        let evicted = self.cp.fingerprints.cap(MAX_FINGERPRINTS);
+        if evicted > 0 {
+            tracing::warn!(source = %self.source.name, evicted, "fingerprint store full; oldest fingerprints dropped (late duplicates become possible)");
+        }
+        self.publish_marks();
+    }
+
+    /// Saves the checkpoint, retrying until it is on disk. False when
+    /// cancelled before that (the next start repeats the last page).
+    async fn commit(&mut self, cancel: &CancellationToken) -> bool {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        loop {
+            match self.shared.store.save(&self.cp) {
+                Ok(()) => {
+                    self.metrics.update(|s| s.checkpoint_failing = false);
+                    return true;
+                }
+                Err(e) => {
+                    let now = self.now();
+                    let message = e.to_string();
+                    tracing::error!(source = %self.source.name, error = %message, "checkpoint not saved; progress stops until it can be");
+                    self.metrics.update(|s| {
+                        s.checkpoint_failing = true;
+                        s.state = SourceState::Error;
+                        s.last_checkpoint_error = Some(LastError { at_ms: now, message });
+                    });
+                    if !self.sleep(backoff.next_delay(), cancel).await {
+                        return false;
+                    }
+                }
+            }
+        }
+    }
+}

@@ -163,7 +163,7 @@ impl Generator {
         if self.pad_bytes > 0 {
             arguments.push_str(&"x".repeat(self.pad_bytes));
         }
-        let traced = (h >> 8) % 10 != 0;
+        let traced = !(h >> 8).is_multiple_of(10);
         LogRecord {
             time_unix_nano: Some(NumOrStr::Str(m.ts_ns.to_string())),
             severity_number: Some(NumOrStr::Int(pino)),
@@ -180,8 +180,8 @@ impl Generator {
                 kv("functionKey", s(FUNCTIONS[((h >> 40) % 4) as usize].to_string())),
                 kv("moduleType", s(MODULES[((h >> 36) % 3) as usize].to_string())),
                 kv("arguments", s(arguments)),
-                kv("licenseState", s(if (h >> 30) % 5 == 0 { "Trial" } else { "Active" }.to_string())),
-                kv("edition", s(if (h >> 28) % 3 == 0 { "Premium" } else { "Standard" }.to_string())),
+                kv("licenseState", s(if (h >> 30).is_multiple_of(5) { "Trial" } else { "Active" }.to_string())),
+                kv("edition", s(if (h >> 28).is_multiple_of(3) { "Premium" } else { "Standard" }.to_string())),
                 kv(
                     "sim.seq",
                     Some(AnyValue { int_value: Some(NumOrStr::Str(m.seq.to_string())), ..AnyValue::default() }),

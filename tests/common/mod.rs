@@ -1,0 +1,130 @@
+//! Shared harness for the in-process integration tests: the simulator,
+//! the OTLP receiver, and the sidecar wired between them, with time
+//! compressed through configuration.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use forge_otel_sidecar::app::{App, Options};
+use forge_otel_sidecar::config::Config;
+use forge_otel_sidecar::simulator::{self, SimConfig, SimHandle};
+use forge_otel_sidecar::testkit::receiver::Receiver;
+
+pub fn addr0() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+pub async fn sim(cfg: SimConfig) -> SimHandle {
+    simulator::start(cfg, addr0()).await.unwrap_or_else(|e| panic!("simulator: {e}"))
+}
+
+pub async fn receiver() -> Receiver {
+    Receiver::start().await.unwrap_or_else(|e| panic!("receiver: {e}"))
+}
+
+/// A simulator config with compressed time: two hours of history, records
+/// visible up to 3 s late, a rate limit of 30 calls per 3 s.
+pub fn fast_sim() -> SimConfig {
+    SimConfig {
+        history: Duration::from_secs(2 * 3600),
+        records_per_second: 2.0,
+        page_size: 200,
+        rate_limit: 30,
+        rate_window: Duration::from_secs(3),
+        late_fraction: 0.2,
+        max_late: Duration::from_secs(3),
+        edge_fraction: 0.05,
+        ..SimConfig::default()
+    }
+}
+
+/// Sidecar config text for `sim` → `rx` (gRPC), compressed time; `extra`
+/// is appended under the top level (use full sections).
+pub fn sidecar_yaml(sim: &SimHandle, rx: &Receiver, state: &Path, poll_extra: &str) -> String {
+    format!(
+        r#"
+forge:
+  base_url: {base}
+  email: demo@example.com
+  api_token: demo-token
+  request_timeout: 5s
+  requests_per_minute: 30
+  rate_period: 3s
+sources:
+  - app_id: demo-app
+    environment_id: production
+    name: prod
+poll:
+  interval: 500ms
+  settle_delay: 500ms
+  late_arrival: 4s
+  initial_lookback: 2h
+  backoff_initial: 50ms
+  backoff_max: 500ms
+  config_error_retry: 1s
+{poll_extra}
+exporter:
+  protocol: grpc
+  endpoint: {grpc}
+  retry:
+    initial_backoff: 50ms
+    max_backoff: 500ms
+state:
+  dir: {state}
+server:
+  listen: 127.0.0.1:0
+"#,
+        base = sim.base_url(),
+        grpc = rx.grpc_endpoint(),
+        state = state.display(),
+    )
+}
+
+pub fn config(text: &str) -> Config {
+    Config::from_yaml(text, &|_| None).unwrap_or_else(|e| panic!("config: {e}\n{text}"))
+}
+
+pub async fn start(cfg: Config) -> App {
+    App::start(cfg, Options::default()).await.unwrap_or_else(|e| panic!("start: {e:#}"))
+}
+
+/// Loss and duplicates of `expected` in `got`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    pub expected: usize,
+    pub received: usize,
+    pub lost: usize,
+    pub dups: usize,
+}
+
+pub fn tally(expected: &[u64], got: &[u64]) -> Tally {
+    let mut counts: HashMap<u64, usize> = HashMap::new();
+    for s in got {
+        *counts.entry(*s).or_default() += 1;
+    }
+    let lost = expected.iter().filter(|s| !counts.contains_key(s)).count();
+    let dups = counts.values().map(|c| c - 1).sum();
+    Tally { expected: expected.len(), received: got.len(), lost, dups }
+}
+
+/// Waits until every record before `cutoff` arrived (or `limit` passes).
+pub async fn wait_for_all(sim: &SimHandle, rx: &Receiver, cutoff: SystemTime, limit: Duration) -> Tally {
+    let expected = sim.seqs_before(cutoff);
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let t = tally(&expected, &rx.seqs());
+        if t.lost == 0 || tokio::time::Instant::now() >= deadline {
+            return t;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The time before which every record must have been delivered by now:
+/// settle delay, late-arrival horizon and a few intervals back.
+pub fn settled_cutoff() -> SystemTime {
+    SystemTime::now() - Duration::from_secs(6)
+}
