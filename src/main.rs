@@ -36,6 +36,12 @@ enum Command {
     },
     /// Serve a simulator of the Forge App logs API (no Atlassian account needed).
     Simulate(Box<SimulateArgs>),
+    /// Call /healthz of a running sidecar; exit 0 when healthy, 1 otherwise (for images without curl).
+    Healthcheck {
+        /// Address of the sidecar's server.
+        #[arg(long, env = "FORGE_OTEL_HEALTH_ADDR", default_value = "127.0.0.1:9464")]
+        addr: String,
+    },
 }
 
 #[derive(clap::Args)]
@@ -138,6 +144,38 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
 }
 
+fn healthcheck(addr: &str) -> ExitCode {
+    // A container's server listens on 0.0.0.0; probe it on loopback.
+    let addr = addr.replace("0.0.0.0", "127.0.0.1");
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("unhealthy: cannot start runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    rt.block_on(async move {
+        let client = match reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build() {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("unhealthy: {e}");
+                return ExitCode::from(1);
+            }
+        };
+        match client.get(format!("http://{addr}/healthz")).send().await {
+            Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+            Ok(r) => {
+                eprintln!("unhealthy: /healthz answered {}", r.status());
+                ExitCode::from(1)
+            }
+            Err(e) => {
+                eprintln!("unhealthy: cannot reach http://{addr}/healthz: {e}");
+                ExitCode::from(1)
+            }
+        }
+    })
+}
+
 fn simulate(args: SimulateArgs) -> ExitCode {
     forge_otel_sidecar::logging::init(forge_otel_sidecar::config::LogFormat::Text, "info");
     let listen = args.listen;
@@ -191,6 +229,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Simulate(args) => simulate(*args),
+        Command::Healthcheck { addr } => healthcheck(&addr),
         Command::Run { config } => {
             let cfg = match Config::load(&config, &config::process_env) {
                 Ok(cfg) => cfg,

@@ -74,6 +74,8 @@ pub struct SourceMetrics {
     pub rejected: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub duplicates: AtomicU64,
+    /// Records of the current page not yet answered for by the backend.
+    pub in_flight: AtomicU64,
     pub gap_seconds: AtomicU64,
     pub gave_up_pages: AtomicU64,
     pub cursor_loops: AtomicU64,
@@ -158,4 +160,199 @@ impl Registry {
     pub fn sources(&self) -> Vec<Arc<SourceMetrics>> {
         lock(&self.sources).clone()
     }
+}
+
+/// Prometheus text exposition of every source's counters.
+pub fn render_prometheus(registry: &Registry, now_ms: i64, ready: bool) -> String {
+    use std::fmt::Write;
+    let sources = registry.sources();
+    let mut out = String::with_capacity(4096);
+    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n");
+    let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, f64)>| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, v) in rows {
+            let _ = writeln!(out, "{name}{{{labels}}} {v}");
+        }
+    };
+    let labels = |m: &SourceMetrics| format!("app=\"{}\",source=\"{}\"", esc(&m.app), esc(&m.source));
+    let counter = |f: &dyn Fn(&SourceMetrics) -> u64| -> Vec<(String, f64)> {
+        sources.iter().map(|m| (labels(m), f(m) as f64)).collect()
+    };
+    let load = |a: &AtomicU64| a.load(Ordering::Relaxed);
+
+    let mut api = Vec::new();
+    for m in &sources {
+        for (status, n) in lock(&m.api_requests).iter() {
+            api.push((format!("{},status=\"{}\"", labels(m), esc(status)), *n as f64));
+        }
+    }
+    family("forge_sidecar_api_requests_total", "counter", "Forge API calls by answer.", api);
+    let calls = |m: &SourceMetrics| lock(&m.api_requests).values().sum::<u64>();
+    family(
+        "forge_sidecar_api_request_duration_seconds_sum",
+        "counter",
+        "Total time spent in Forge API calls.",
+        sources.iter().map(|m| (labels(m), load(&m.api_seconds_sum) as f64 / 1e6)).collect(),
+    );
+    family("forge_sidecar_api_request_duration_seconds_count", "counter", "Forge API calls timed.", counter(&calls));
+    family(
+        "forge_sidecar_rate_limited_total",
+        "counter",
+        "429 answers from the Forge API.",
+        counter(&|m| load(&m.rate_limited)),
+    );
+    family("forge_sidecar_pages_total", "counter", "Pages fetched and processed.", counter(&|m| load(&m.pages)));
+    family(
+        "forge_sidecar_received_log_records_total",
+        "counter",
+        "Records fetched inside their window (received = sent + rejected + dead-lettered + duplicates + in flight).",
+        counter(&|m| load(&m.received)),
+    );
+    family(
+        "forge_sidecar_sent_log_records_total",
+        "counter",
+        "Records accepted by the backend.",
+        counter(&|m| load(&m.sent)),
+    );
+    family(
+        "forge_sidecar_rejected_log_records_total",
+        "counter",
+        "Records the backend refused in a partial success.",
+        counter(&|m| load(&m.rejected)),
+    );
+    family(
+        "forge_sidecar_send_failed_log_records_total",
+        "counter",
+        "Records whose export failed for good.",
+        counter(&|m| load(&m.send_failed)),
+    );
+    family(
+        "forge_sidecar_dead_lettered_log_records_total",
+        "counter",
+        "Records written to the dead-letter file.",
+        counter(&|m| load(&m.dead_lettered)),
+    );
+    family(
+        "forge_sidecar_duplicate_log_records_total",
+        "counter",
+        "Records dropped as already delivered.",
+        counter(&|m| load(&m.duplicates)),
+    );
+    family(
+        "forge_sidecar_in_flight_log_records",
+        "gauge",
+        "Records awaiting the backend's answer.",
+        counter(&|m| load(&m.in_flight)),
+    );
+    family(
+        "forge_sidecar_out_of_window_log_records_total",
+        "counter",
+        "Records outside the queried window (edge records), left to the neighbouring window.",
+        counter(&|m| load(&m.out_of_window)),
+    );
+    family(
+        "forge_sidecar_export_retries_total",
+        "counter",
+        "Export attempts retried.",
+        counter(&|m| load(&m.export_retries)),
+    );
+    family(
+        "forge_sidecar_export_duration_seconds_sum",
+        "counter",
+        "Total time spent in export requests.",
+        sources.iter().map(|m| (labels(m), load(&m.export_micros_sum) as f64 / 1e6)).collect(),
+    );
+    family(
+        "forge_sidecar_export_duration_seconds_count",
+        "counter",
+        "Export requests timed.",
+        counter(&|m| load(&m.export_requests)),
+    );
+    family(
+        "forge_sidecar_watermark_lag_seconds",
+        "gauge",
+        "Now minus the first-pass watermark.",
+        sources.iter().map(|m| (labels(m), lag_seconds(m.watermark_ms.load(Ordering::Relaxed), now_ms))).collect(),
+    );
+    family(
+        "forge_sidecar_late_watermark_lag_seconds",
+        "gauge",
+        "Now minus the second-pass (late records) watermark.",
+        sources.iter().map(|m| (labels(m), lag_seconds(m.late_watermark_ms.load(Ordering::Relaxed), now_ms))).collect(),
+    );
+    family(
+        "forge_sidecar_gap_seconds_total",
+        "counter",
+        "Seconds of history that could not be read (older than 14 days, or pages given up).",
+        counter(&|m| load(&m.gap_seconds)),
+    );
+    family(
+        "forge_sidecar_abandoned_pages_total",
+        "counter",
+        "Pages given up after repeated failures.",
+        counter(&|m| load(&m.gave_up_pages)),
+    );
+    family(
+        "forge_sidecar_cursor_loops_total",
+        "counter",
+        "Cursor loops detected and cut.",
+        counter(&|m| load(&m.cursor_loops)),
+    );
+    family(
+        "forge_sidecar_invalid_timestamp_log_records_total",
+        "counter",
+        "Records delivered with an unparsable timestamp.",
+        counter(&|m| load(&m.bad_time)),
+    );
+    family(
+        "forge_sidecar_invalid_id_log_records_total",
+        "counter",
+        "Records with a malformed trace or span id (id dropped).",
+        counter(&|m| load(&m.bad_ids)),
+    );
+    let mut states = Vec::new();
+    for m in &sources {
+        let current = m.status().state;
+        for s in [
+            SourceState::Starting,
+            SourceState::CatchingUp,
+            SourceState::Live,
+            SourceState::Throttled,
+            SourceState::Error,
+            SourceState::Stopped,
+        ] {
+            let name = serde_json::to_value(s).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            states.push((format!("{},state=\"{name}\"", labels(m)), f64::from(u8::from(current == s))));
+        }
+    }
+    family("forge_sidecar_source_state", "gauge", "1 for the state each source is in.", states);
+    family(
+        "forge_sidecar_ready",
+        "gauge",
+        "1 when every source is ready.",
+        vec![(String::new(), f64::from(u8::from(ready)))],
+    );
+    if let Some((rss, cpu)) = process_usage() {
+        family("process_resident_memory_bytes", "gauge", "Resident memory.", vec![(String::new(), rss as f64)]);
+        family("process_cpu_seconds_total", "counter", "CPU time, user and system.", vec![(String::new(), cpu)]);
+    }
+    out.replace("{}", "")
+}
+
+fn lag_seconds(mark_ms: i64, now_ms: i64) -> f64 {
+    if mark_ms == 0 { 0.0 } else { ((now_ms - mark_ms) as f64 / 1000.0).max(0.0) }
+}
+
+/// Resident memory (bytes) and CPU seconds of this process, on Linux.
+pub fn process_usage() -> Option<(u64, f64)> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    // Linux reports in clock ticks of 1/100 s and pages of 4 KiB on the platforms we ship for.
+    Some((pages * 4096, (utime + stime) / 100.0))
 }

@@ -263,6 +263,10 @@ pub struct StateConfig {
 pub struct ServerConfig {
     /// `None` when the server is switched off.
     pub listen: Option<SocketAddr>,
+    /// A site is flagged silent on /status after at least this long without
+    /// records (and far longer than its usual gap).
+    #[serde(serialize_with = "ser_duration")]
+    pub site_silence_after: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

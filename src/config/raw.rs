@@ -149,6 +149,7 @@ pub struct RawState {
 #[serde(deny_unknown_fields)]
 pub struct RawServer {
     pub listen: Option<String>,
+    pub site_silence_after: Option<Scalar>,
     pub enabled: Option<Lenient<bool>>,
 }
 

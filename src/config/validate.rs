@@ -113,7 +113,9 @@ pub fn validate(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, Confi
             None
         }
     };
-    let server = ServerConfig { listen: if enabled { listen } else { None } };
+    let site_silence_after =
+        errs.duration("server.site_silence_after", &raw.server.site_silence_after, Duration::from_secs(3600));
+    let server = ServerConfig { listen: if enabled { listen } else { None }, site_silence_after };
 
     let format = match raw.log.format.as_deref().map(str::to_ascii_lowercase).as_deref() {
         None | Some("text") => LogFormat::Text,

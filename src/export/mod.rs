@@ -169,10 +169,14 @@ impl Exporter {
             };
             metrics.export_retries.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(source = %metrics.source, error = %err.message, retry_in = ?delay, "export failed; retrying");
-            tokio::select! {
-                biased;
-                () = cancel.cancelled() => return Err(DeliverError::Cancelled),
-                () = tokio::time::sleep(delay) => {}
+            let until = Instant::now() + delay;
+            while let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
+                metrics.tick(system_millis(SystemTime::now()));
+                tokio::select! {
+                    biased;
+                    () = cancel.cancelled() => return Err(DeliverError::Cancelled),
+                    () = tokio::time::sleep(left.min(std::time::Duration::from_secs(5))) => {}
+                }
             }
         }
     }

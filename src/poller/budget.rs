@@ -78,20 +78,32 @@ impl Budget {
         }
     }
 
-    /// Waits for a slot and takes it. `None` when cancelled first.
-    pub async fn acquire(&self, priority: Priority, cancel: &CancellationToken) -> Option<()> {
+    /// Waits for a slot and takes it, calling `tick` at least every few
+    /// seconds while it waits (liveness). `None` when cancelled first.
+    pub async fn acquire(
+        &self,
+        priority: Priority,
+        cancel: &CancellationToken,
+        tick: &(dyn Fn() + Sync),
+    ) -> Option<()> {
         if priority == Priority::High {
             self.high_waiting.fetch_add(1, Ordering::SeqCst);
         }
-        let result = self.acquire_inner(priority, cancel).await;
+        let result = self.acquire_inner(priority, cancel, tick).await;
         if priority == Priority::High {
             self.high_waiting.fetch_sub(1, Ordering::SeqCst);
         }
         result
     }
 
-    async fn acquire_inner(&self, priority: Priority, cancel: &CancellationToken) -> Option<()> {
+    async fn acquire_inner(
+        &self,
+        priority: Priority,
+        cancel: &CancellationToken,
+        tick: &(dyn Fn() + Sync),
+    ) -> Option<()> {
         loop {
+            tick();
             let wait = {
                 let mut inner = lock(&self.inner);
                 let now = Instant::now();
@@ -105,7 +117,8 @@ impl Budget {
                     inner.next_slot = Some(now + self.period / self.limit as u32);
                     return Some(());
                 }
-                if at > now { at - now } else { self.period / self.limit as u32 / 4 }
+                let wait = if at > now { at - now } else { self.period / self.limit as u32 / 4 };
+                wait.min(Duration::from_secs(5))
             };
             tokio::select! {
                 biased;
@@ -146,7 +159,7 @@ mod tests {
         let t0 = Instant::now();
         let mut times = Vec::new();
         for _ in 0..95 {
-            assert!(b.acquire(Priority::High, &cancel).await.is_some());
+            assert!(b.acquire(Priority::High, &cancel, &|| {}).await.is_some());
             times.push(Instant::now() - t0);
         }
         for pair in times.windows(2) {
@@ -166,10 +179,10 @@ mod tests {
     async fn a_429_blocks_every_caller_until_retry_after() {
         let b = Budget::new("app", 30, Duration::from_secs(60));
         let cancel = CancellationToken::new();
-        b.acquire(Priority::High, &cancel).await;
+        b.acquire(Priority::High, &cancel, &|| {}).await;
         let t0 = Instant::now();
         assert!(b.throttle(Duration::from_secs(7)), "one call, then a 429: someone else shares the limit");
-        b.acquire(Priority::Low, &cancel).await;
+        b.acquire(Priority::Low, &cancel, &|| {}).await;
         assert!(Instant::now() - t0 >= Duration::from_secs(7));
     }
 
@@ -177,17 +190,17 @@ mod tests {
     async fn first_pass_goes_before_second() {
         let b = std::sync::Arc::new(Budget::new("app", 30, Duration::from_secs(60)));
         let cancel = CancellationToken::new();
-        b.acquire(Priority::High, &cancel).await;
+        b.acquire(Priority::High, &cancel, &|| {}).await;
         let order = std::sync::Arc::new(Mutex::new(Vec::new()));
         let (b1, o1, c1) = (b.clone(), order.clone(), cancel.clone());
         let low = tokio::spawn(async move {
-            b1.acquire(Priority::Low, &c1).await;
+            b1.acquire(Priority::Low, &c1, &|| {}).await;
             lock(&o1).push("low");
         });
         tokio::task::yield_now().await;
         let (b2, o2, c2) = (b.clone(), order.clone(), cancel.clone());
         let high = tokio::spawn(async move {
-            b2.acquire(Priority::High, &c2).await;
+            b2.acquire(Priority::High, &c2, &|| {}).await;
             lock(&o2).push("high");
         });
         let _ = tokio::join!(low, high);
@@ -198,8 +211,8 @@ mod tests {
     async fn cancellation_ends_the_wait() {
         let b = Budget::new("app", 1, Duration::from_secs(3600));
         let cancel = CancellationToken::new();
-        b.acquire(Priority::High, &cancel).await;
+        b.acquire(Priority::High, &cancel, &|| {}).await;
         cancel.cancel();
-        assert!(b.acquire(Priority::High, &cancel).await.is_none());
+        assert!(b.acquire(Priority::High, &cancel, &|| {}).await.is_none());
     }
 }

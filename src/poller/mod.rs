@@ -133,6 +133,7 @@ impl SourceTask {
             }
         };
         self.metrics.gap_seconds.store(self.cp.gap_seconds_total, Ordering::Relaxed);
+        self.metrics.backfill_start_ms.store(self.cp.watermark_ms, Ordering::Relaxed);
         self.publish_marks();
     }
 
@@ -223,7 +224,10 @@ impl SourceTask {
             };
             self.set_state(now);
             let priority = if progress.pass == Pass::First { Priority::High } else { Priority::Low };
-            if self.budget.acquire(priority, &cancel).await.is_none() {
+            let metrics = self.metrics.clone();
+            let clock = self.shared.clock.clone();
+            let tick = move || metrics.tick(clock.now_ms());
+            if self.budget.acquire(priority, &cancel, &tick).await.is_none() {
                 break;
             }
             let group = self.groups.get(progress.group).cloned().unwrap_or_default();
@@ -425,12 +429,23 @@ impl SourceTask {
         SourceMetrics::add(&m.out_of_window, outside);
         SourceMetrics::add(&m.bad_time, stats.bad_time);
         SourceMetrics::add(&m.bad_ids, stats.bad_ids);
+        let mut pending = out.len() as u64;
+        SourceMetrics::add(&m.in_flight, pending);
         for req in convert::requests(&self.resource, out, self.shared.max_request_bytes) {
-            match self.shared.exporter.deliver(&req, m, cancel).await {
-                Ok(_) => {}
-                Err(DeliverError::Cancelled) => return Err(PageError::Cancelled),
-                Err(DeliverError::DeadLetter(e)) => return Err(PageError::Stuck(e.to_string())),
+            let n = convert::record_count(&req) as u64;
+            let result = self.shared.exporter.deliver(&req, m, cancel).await;
+            if let Err(e) = result {
+                // Not delivered: these records will be fetched again, so they
+                // leave the books as if never received.
+                m.in_flight.fetch_sub(pending, Ordering::Relaxed);
+                m.received.fetch_sub(pending, Ordering::Relaxed);
+                return Err(match e {
+                    DeliverError::Cancelled => PageError::Cancelled,
+                    DeliverError::DeadLetter(e) => PageError::Stuck(e.to_string()),
+                });
             }
+            m.in_flight.fetch_sub(n, Ordering::Relaxed);
+            pending -= n;
         }
         for (bucket, fp) in new_fps {
             self.cp.fingerprints.insert(bucket, fp);
