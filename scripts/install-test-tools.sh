@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROTEL_VERSION=0.0.1a15
 if [ ! -x .tools/rotel/rotel/rotel-agent ]; then
-  python3 -m pip install --quiet --disable-pip-version-check --target .tools/rotel "rotel==${ROTEL_VERSION}"
+  echo "installing rotel ${ROTEL_VERSION} into .tools/rotel"
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    --target .tools/rotel "rotel==${ROTEL_VERSION}"
 fi
-.tools/rotel/rotel/rotel-agent --version || true

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # The test command: unit, integration and end-to-end tests.
-# End-to-end tests use the rotel collector installed by scripts/install-test-tools.sh.
+# Installs the real collector the end-to-end tests use (rotel, from PyPI) first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ -x .tools/rotel/rotel/rotel-agent ]; then
-  export ROTEL_AGENT="${ROTEL_AGENT:-$PWD/.tools/rotel/rotel/rotel-agent}"
-fi
+bash scripts/install-test-tools.sh
+export ROTEL_AGENT="${ROTEL_AGENT:-$PWD/.tools/rotel/rotel/rotel-agent}"
 cargo test --all-targets

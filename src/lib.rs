@@ -47,3 +47,4 @@ pub mod metrics;
 pub mod poller;
 pub mod server;
 pub mod testkit;
+pub mod demo;

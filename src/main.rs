@@ -8,6 +8,7 @@ use forge_otel_sidecar::config::{self, Config};
 
 const EXAMPLES: &str = "\
 Examples:
+  forge-otel-sidecar demo
   forge-otel-sidecar check-config --config config/example.yaml
   FORGE_API_TOKEN=... forge-otel-sidecar run --config /etc/forge-otel-sidecar/config.yaml
 
@@ -36,6 +37,18 @@ enum Command {
     },
     /// Serve a simulator of the Forge App logs API (no Atlassian account needed).
     Simulate(Box<SimulateArgs>),
+    /// Run the simulator, the sidecar and a readable console together (no account needed).
+    Demo {
+        /// Stop after this long (default: run until Ctrl-C).
+        #[arg(long, value_parser = humantime::parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// History the simulator holds and the sidecar backfills.
+        #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
+        history: std::time::Duration,
+        /// Records per second.
+        #[arg(long, default_value_t = 2.0)]
+        records_per_second: f64,
+    },
     /// Call /healthz of a running sidecar; exit 0 when healthy, 1 otherwise (for images without curl).
     Healthcheck {
         /// Address of the sidecar's server.
@@ -230,6 +243,24 @@ fn main() -> ExitCode {
         },
         Command::Simulate(args) => simulate(*args),
         Command::Healthcheck { addr } => healthcheck(&addr),
+        Command::Demo { duration, history, records_per_second } => {
+            let rt = match runtime() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            forge_otel_sidecar::logging::init(forge_otel_sidecar::config::LogFormat::Text, "warn");
+            let opts = forge_otel_sidecar::demo::DemoOptions { duration, history, records_per_second };
+            match rt.block_on(forge_otel_sidecar::demo::run(opts)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Run { config } => {
             let cfg = match Config::load(&config, &config::process_env) {
                 Ok(cfg) => cfg,

@@ -9,7 +9,8 @@
 //! Windows are at most one hour, never start before the API's 14 days
 //! (less a margin) and never end after `now - settle`. A first-pass window
 //! that is already `late` old when read is final: `w2` follows `w` over
-//! it, so a backfill costs one read per stretch, not two.
+//! it, so a backfill costs one read per stretch, not two. A window that
+//! straddles the late horizon is cut at it for the same reason.
 
 use serde::{Deserialize, Serialize};
 
@@ -72,6 +73,11 @@ pub fn next(w: i64, w2: i64, p: &Params) -> Next {
 
     let first = |complete_cut: i64| {
         let end = (w + p.max_window_ms).min(first_limit);
+        // A window straddling the late horizon is cut there: the older part is
+        // final and never read again; only the recent part gets a second pass.
+        if late_on && complete_cut > w + p.interval_ms.max(1) && complete_cut < end {
+            return Window { pass: Pass::First, start_ms: w, end_ms: complete_cut, complete: true };
+        }
         Window { pass: Pass::First, start_ms: w, end_ms: end, complete: !late_on || end <= complete_cut }
     };
     let second = || {

@@ -23,13 +23,28 @@ fn fetch(n: Next) -> Window {
 }
 
 #[test]
-fn first_start_reads_an_hour_exactly_then_waits() {
+fn first_start_cuts_at_the_late_horizon_then_reads_the_rest() {
     let now = 100 * DAY;
-    let w = now - HOUR - MIN;
-    let win = fetch(next(w, w, &params(now)));
-    assert_eq!((win.pass, win.start_ms, win.end_ms), (Pass::First, w, now - MIN));
-    assert_eq!(win.end_ms - win.start_ms, HOUR, "exactly one hour is one window");
+    let (mut w, mut w2) = (now - HOUR - MIN, now - HOUR - MIN);
+    let win = fetch(next(w, w2, &params(now)));
+    assert_eq!((win.pass, win.start_ms, win.end_ms, win.complete), (Pass::First, w, now - 10 * MIN, true));
+    advance(&mut w, &mut w2, &win);
+    assert_eq!(w2, w, "a final window needs no second read");
+    let win = fetch(next(w, w2, &params(now)));
+    assert_eq!((win.start_ms, win.end_ms), (now - 10 * MIN, now - MIN));
     assert!(!win.complete, "the last ten minutes may still change");
+}
+
+#[test]
+fn exactly_one_hour_is_one_window() {
+    let now = 100 * DAY;
+    let mut p = params(now);
+    p.late_ms = 0;
+    let w = now - HOUR - MIN;
+    let win = fetch(next(w, w, &p));
+    assert_eq!(win.end_ms - win.start_ms, HOUR);
+    let win = fetch(next(w - 1, w - 1, &p));
+    assert_eq!(win.end_ms - win.start_ms, HOUR, "one ms more is two windows");
 }
 
 #[test]
