@@ -98,7 +98,12 @@ impl Sink for Console {
 }
 
 /// The sidecar config the demo runs with, pointed at the simulator.
-pub fn demo_config(base_url: &str, state_dir: &std::path::Path, history: Duration, env: config::EnvLookup<'_>) -> Result<Config, config::ConfigError> {
+pub fn demo_config(
+    base_url: &str,
+    state_dir: &std::path::Path,
+    history: Duration,
+    env: config::EnvLookup<'_>,
+) -> Result<Config, config::ConfigError> {
     let otlp = env("OTEL_EXPORTER_OTLP_ENDPOINT").is_some() || env("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT").is_some();
     let text = format!(
         r#"

@@ -3,17 +3,37 @@
 //!
 //! # Layout
 //!
-//! - [`config`]: the YAML file, `${env:VAR}` expansion, validation.
-//! - [`secret`]: the redacting secret type.
-//! - [`fingerprint`]: a stable hash for record fingerprints.
-//! - [`logging`]: tracing setup (text or JSON lines).
+//! The data path, in order:
+//! - [`config`]: the YAML file, `${env:VAR}` expansion, validation ([`secret`] for tokens).
+//! - [`poller`]: one task per source: window planning, the per-app budget, the loop.
+//! - [`forge`]: the App logs API client and its wire types.
+//! - [`convert`]: Forge records → OTLP messages.
+//! - [`export`]: delivery with acknowledgement, retries, dead letters.
+//! - [`checkpoint`]: progress saved only after the backend's answer.
+//!
+//! Around it:
+//! - [`app`]: wiring and staged shutdown; [`server`] and [`metrics`]: health,
+//!   readiness, Prometheus metrics, `/status`; [`logging`].
+//! - [`simulator`]: the built-in Forge API simulator; [`demo`]: simulator,
+//!   sidecar and console in one process; [`testkit`]: an in-process OTLP receiver.
+//! - Small helpers: [`backoff`], [`fingerprint`], [`timefmt`], [`tls`].
 
+pub mod app;
+pub mod backoff;
+pub mod checkpoint;
 pub mod config;
+pub mod convert;
+pub mod demo;
+pub mod export;
 pub mod fingerprint;
 pub mod forge;
 pub mod logging;
+pub mod metrics;
+pub mod poller;
 pub mod secret;
+pub mod server;
 pub mod simulator;
+pub mod testkit;
 pub mod timefmt;
 pub mod tls;
 
@@ -38,13 +58,3 @@ pub async fn shutdown_signal() {
         () = term => {}
     }
 }
-pub mod app;
-pub mod backoff;
-pub mod checkpoint;
-pub mod convert;
-pub mod export;
-pub mod metrics;
-pub mod poller;
-pub mod server;
-pub mod testkit;
-pub mod demo;
