@@ -5,4 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-tools.sh
 export ROTEL_AGENT="${ROTEL_AGENT:-$PWD/.tools/rotel/rotel/rotel-agent}"
+PYTHONPATH=.tools/py python3 scripts/validate-deploy.py
 cargo test --all-targets

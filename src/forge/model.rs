@@ -43,13 +43,43 @@ pub struct LogRecord {
 }
 
 /// A number written as a JSON number or as a decimal string.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum NumOrStr {
     Int(i64),
     Uint(u64),
     Float(f64),
     Str(String),
+}
+
+// A visitor instead of `#[serde(untagged)]`: untagged enums buffer every
+// value and try each variant in turn, which dominated page parsing.
+impl<'de> Deserialize<'de> for NumOrStr {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = NumOrStr;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a number or a string")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<NumOrStr, E> {
+                Ok(NumOrStr::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<NumOrStr, E> {
+                Ok(i64::try_from(v).map_or(NumOrStr::Uint(v), NumOrStr::Int))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<NumOrStr, E> {
+                Ok(NumOrStr::Float(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<NumOrStr, E> {
+                Ok(NumOrStr::Str(v.to_string()))
+            }
+            fn visit_string<E>(self, v: String) -> Result<NumOrStr, E> {
+                Ok(NumOrStr::Str(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 impl NumOrStr {

@@ -1,0 +1,74 @@
+//! The hot path, per page of realistic records: Forge JSON → OTLP protobuf
+//! bytes. `parse` is the floor (JSON decoding alone); `pipeline` is what
+//! the poller does per page: parse, convert, fingerprint, split, encode.
+//!
+//! Run: `cargo bench --bench pipeline`
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use forge_otel_sidecar::convert::{self, ConvertStats};
+use forge_otel_sidecar::forge::model::Page;
+use forge_otel_sidecar::simulator::data::{Generator, Stream, site_id};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+
+/// A page of `n` records as the API sends it.
+fn page_json(n: usize) -> Vec<u8> {
+    let g = Generator {
+        seed: 1,
+        t0_ns: 1_700_000_000_000_000_000,
+        step_ns: 500_000_000,
+        late_permille: 0,
+        max_late_ns: 0,
+        edge_permille: 0,
+        sites: (0..50).map(|i| site_id(1, i)).collect(),
+        pad_bytes: 0,
+    };
+    let s = Stream {
+        app_id: "0f7c6a1e-2b3c-4d5e-8f90-a1b2c3d4e5f6".into(),
+        environment_id: "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d".into(),
+        index: 0,
+    };
+    let records: Vec<_> = (0..n as u64).map(|i| g.record(&s, &g.meta(&s, i))).collect();
+    serde_json::to_vec(&Page { app_logs: records, cursor: Some("next".into()) }).unwrap_or_default()
+}
+
+/// What the poller does with one page, up to the bytes on the wire.
+fn pipeline(json: &[u8], resource: &Resource, scratch: &mut Vec<u8>) -> usize {
+    let page: Page = serde_json::from_slice(json).unwrap_or_default();
+    let mut stats = ConvertStats::default();
+    let mut out = Vec::with_capacity(page.app_logs.len());
+    for rec in &page.app_logs {
+        let mut r = convert::record(rec, 1, &mut stats);
+        black_box(convert::fingerprint(&mut r, scratch));
+        out.push(r);
+    }
+    convert::requests(resource, out, 4 << 20).iter().map(|r| r.encode_to_vec().len()).sum()
+}
+
+fn bench(c: &mut Criterion) {
+    let resource = Resource::default();
+    for n in [100usize, 1_000, 10_000] {
+        let json = page_json(n);
+        let mut g = c.benchmark_group(format!("page_{n}"));
+        g.sample_size(if n >= 10_000 { 10 } else { 30 });
+        g.throughput(Throughput::Elements(n as u64));
+        g.bench_function("parse", |b| {
+            b.iter(|| black_box(serde_json::from_slice::<Page>(black_box(&json)).map(|p| p.app_logs.len())))
+        });
+        g.bench_function("parse_value", |b| {
+            b.iter(|| black_box(serde_json::from_slice::<serde_json::Value>(black_box(&json)).is_ok()))
+        });
+        let mut scratch = Vec::new();
+        g.bench_function("pipeline", |b| b.iter(|| black_box(pipeline(black_box(&json), &resource, &mut scratch))));
+        g.throughput(Throughput::Bytes(json.len() as u64));
+        g.bench_function("pipeline_bytes", |b| {
+            b.iter(|| black_box(pipeline(black_box(&json), &resource, &mut scratch)))
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
