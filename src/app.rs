@@ -30,6 +30,7 @@ pub struct App {
     server_cancel: CancellationToken,
     sources: JoinSet<()>,
     server: Option<tokio::task::JoinHandle<()>>,
+    telemetry: Option<crate::telemetry::Telemetry>,
     _lock: DirLock,
 }
 
@@ -90,8 +91,16 @@ impl App {
             }
             None => (None, None),
         };
+        let telemetry = match &cfg.telemetry.otlp {
+            Some(t) => {
+                let started = crate::telemetry::Telemetry::start(t, &cfg.exporter, registry.clone())?;
+                tracing::info!(endpoint = %t.endpoint, interval = ?t.interval, "pushing the sidecar's own metrics over OTLP");
+                Some(started)
+            }
+            None => None,
+        };
         tracing::info!(sources = cfg.sources.len(), apps = budgets.len(), "forge-otel-sidecar started");
-        Ok(Self { registry, server_addr, cancel, server_cancel, sources, server, _lock: lock })
+        Ok(Self { registry, server_addr, cancel, server_cancel, sources, server, telemetry, _lock: lock })
     }
 
     /// Staged shutdown. True when every source stopped within `grace`.
@@ -109,6 +118,11 @@ impl App {
         self.server_cancel.cancel();
         if let Some(s) = self.server.take() {
             let _ = tokio::time::timeout(Duration::from_secs(2), s).await;
+        }
+        if let Some(t) = self.telemetry.take() {
+            // The SDK's shutdown blocks while it pushes the last values.
+            let _ =
+                tokio::time::timeout(Duration::from_secs(5), tokio::task::spawn_blocking(move || t.shutdown())).await;
         }
         clean
     }

@@ -33,6 +33,7 @@ pub mod poller;
 pub mod secret;
 pub mod server;
 pub mod simulator;
+pub mod telemetry;
 pub mod testkit;
 pub mod timefmt;
 pub mod tls;

@@ -70,6 +70,11 @@ async fn delivers_through_a_real_collector_over_grpc_and_http() {
         ] {
             assert!(out.contains(want), "{protocol}: collector output lacks {want:?}");
         }
+        // The sidecar's own OTEL_* resource never reaches the records.
+        assert!(
+            !out.contains("leak.check") && !out.contains("sidecar-self"),
+            "{protocol}: OTEL_RESOURCE_ATTRIBUTES leaked into records"
+        );
         // Trace ids as the API gave them: pick one record and find its id in the collector's output.
         let records = rx.records();
         let traced = records

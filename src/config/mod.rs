@@ -57,6 +57,22 @@ pub struct Config {
     pub state: StateConfig,
     pub server: ServerConfig,
     pub log: LogConfig,
+    pub telemetry: TelemetryConfig,
+}
+
+/// The sidecar's own metrics pushed over OTLP (besides `/metrics`).
+#[derive(Debug, Clone, Serialize)]
+pub struct TelemetryConfig {
+    /// `None`: off.
+    pub otlp: Option<TelemetryOtlp>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TelemetryOtlp {
+    pub protocol: Protocol,
+    pub endpoint: String,
+    #[serde(serialize_with = "ser_duration")]
+    pub interval: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -63,6 +63,24 @@ pub struct RawConfig {
     pub server: RawServer,
     #[serde(default)]
     pub log: RawLog,
+    #[serde(default)]
+    pub telemetry: RawTelemetry,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    #[serde(default)]
+    pub otlp: RawTelemetryOtlp,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetryOtlp {
+    pub enabled: Option<Lenient<bool>>,
+    pub protocol: Option<String>,
+    pub endpoint: Option<String>,
+    pub interval: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]

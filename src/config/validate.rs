@@ -130,11 +130,38 @@ pub fn validate(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, Confi
         errs.push("log.level", format!("`{level}` is not a level or filter (error, warn, info, debug, trace)"));
     }
     let log = LogConfig { format, level };
+    let telemetry = telemetry(&raw.telemetry, &exporter, &mut errs);
 
     if !errs.0.is_empty() {
         return Err(ConfigError::Invalid(errs.0));
     }
-    Ok(Config { forge, sources, poll, exporter, state, server, log })
+    Ok(Config { forge, sources, poll, exporter, state, server, log, telemetry })
+}
+
+fn telemetry(raw: &raw::RawTelemetry, exporter: &ExporterConfig, errs: &mut Errors) -> TelemetryConfig {
+    let o = &raw.otlp;
+    if !errs.number("telemetry.otlp.enabled", &o.enabled, false) {
+        return TelemetryConfig { otlp: None };
+    }
+    let protocol = match &o.protocol {
+        Some(t) => Protocol::parse(t).unwrap_or_else(|| {
+            errs.push("telemetry.otlp.protocol", format!("`{t}` is not one of grpc, http/protobuf"));
+            Protocol::Grpc
+        }),
+        None => exporter.protocol,
+    };
+    if matches!(protocol, Protocol::Stdout | Protocol::HttpJson) {
+        errs.push("telemetry.otlp.protocol", "must be grpc or http/protobuf (set it when the exporter uses another)");
+    }
+    let endpoint = o.endpoint.clone().unwrap_or_else(|| exporter.endpoint.clone());
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        errs.push("telemetry.otlp.endpoint", format!("`{endpoint}` must start with http:// or https://"));
+    }
+    let interval = errs.duration("telemetry.otlp.interval", &o.interval, Duration::from_secs(60));
+    if interval.is_zero() {
+        errs.push("telemetry.otlp.interval", "must be more than 0");
+    }
+    TelemetryConfig { otlp: Some(TelemetryOtlp { protocol, endpoint, interval }) }
 }
 
 fn forge(raw: Option<raw::RawForge>, errs: &mut Errors) -> ForgeConfig {

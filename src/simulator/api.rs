@@ -256,6 +256,9 @@ fn build_page(st: &SimState, app_id: &str, env: &str, p: &Params, faults: &Fault
         if !p.sites.is_empty() && !g.site_of(&m).is_some_and(|s| p.sites.iter().any(|x| x == s)) {
             continue;
         }
+        if m.ts_ns >= faults.silent_after_ms * 1_000_000 && faults.silent_sites.contains(&m.site) {
+            continue;
+        }
         let record = g.record(stream, &m);
         if let Some(text) = &p.message {
             let body = record.body.as_ref().and_then(|b| b.string_value.as_deref()).unwrap_or("");

@@ -98,6 +98,10 @@ pub struct Faults {
     pub cursor_loop: bool,
     /// The first page of any window starting at this time (ms since epoch) is always malformed.
     pub broken_window_start_ms: Option<i64>,
+    /// Records of these site numbers with timestamps from `silent_after_ms` on
+    /// are withheld (a site admin switched log access off).
+    pub silent_sites: Vec<usize>,
+    pub silent_after_ms: i64,
 }
 
 /// One API call as the simulator saw it.

@@ -16,6 +16,10 @@ use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsS
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -44,6 +48,7 @@ struct State {
     request_sizes: Mutex<Vec<usize>>,
     script: Mutex<VecDeque<Failure>>,
     always: Mutex<Option<Failure>>,
+    metrics: Mutex<Vec<ExportMetricsServiceRequest>>,
 }
 
 impl State {
@@ -109,17 +114,23 @@ impl Receiver {
             .accept_compressed(CompressionEncoding::Gzip)
             .accept_compressed(CompressionEncoding::Zstd)
             .max_decoding_message_size(64 << 20);
+        let metrics_svc = MetricsServiceServer::new(GrpcSvc(state.clone()))
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(64 << 20);
         let token = shutdown.clone();
         let grpc_task = tokio::spawn(async move {
             let incoming = tokio_stream_from(grpc_listener);
             let _ = tonic::transport::Server::builder()
                 .add_service(svc)
+                .add_service(metrics_svc)
                 .serve_with_incoming_shutdown(incoming, async move { token.cancelled().await })
                 .await;
         });
         let st = state.clone();
+        let st2 = state.clone();
         let router = axum::Router::new()
             .route("/v1/logs", axum::routing::post(move |h: HeaderMap, b: Bytes| http_logs(st.clone(), h, b)))
+            .route("/v1/metrics", axum::routing::post(move |b: Bytes| http_metrics(st2.clone(), b)))
             .layer(axum::extract::DefaultBodyLimit::max(64 << 20));
         let token = shutdown.clone();
         let http_task = tokio::spawn(async move {
@@ -167,6 +178,11 @@ impl Receiver {
     /// Encoded sizes of the accepted requests.
     pub fn request_sizes(&self) -> Vec<usize> {
         lock(&self.state.request_sizes).clone()
+    }
+
+    /// Metric export requests received (the sidecar's own telemetry).
+    pub fn metric_requests(&self) -> Vec<ExportMetricsServiceRequest> {
+        lock(&self.state.metrics).clone()
     }
 
     pub async fn stop(self) {
@@ -219,6 +235,32 @@ impl LogsService for GrpcSvc {
                 Err(tonic::Status::with_details(code, "scripted failure", grpc_retry_details(code, d).into()))
             }
         }
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for GrpcSvc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        lock(&self.0.metrics).push(request.into_inner());
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+async fn http_metrics(state: Arc<State>, body: Bytes) -> Response {
+    match ExportMetricsServiceRequest::decode(body.as_ref()) {
+        Ok(req) => {
+            lock(&state.metrics).push(req);
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/x-protobuf")],
+                ExportMetricsServiceResponse::default().encode_to_vec(),
+            )
+                .into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, format!("cannot decode request: {e}")).into_response(),
     }
 }
 
