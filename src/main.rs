@@ -167,6 +167,7 @@ fn healthcheck(addr: &str) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    forge_otel_sidecar::tls::install_crypto_provider();
     rt.block_on(async move {
         let client = match reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build() {
             Ok(c) => c,

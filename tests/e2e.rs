@@ -103,8 +103,16 @@ async fn delivers_through_a_real_collector_over_grpc_and_http() {
         ] {
             assert!(bodies.iter().any(|b| b.contains(want)), "{protocol}: no body contains {want:?}");
         }
+        let healthcheck = |port: u16| {
+            std::process::Command::new(sidecar_bin())
+                .args(["healthcheck", "--addr", &format!("0.0.0.0:{port}")])
+                .output()
+                .map(|o| o.status.code())
+        };
+        assert_eq!(healthcheck(port).ok().flatten(), Some(0), "healthcheck on a healthy sidecar");
         let code = sidecar.proc.terminate(Duration::from_secs(30));
         assert_eq!(code, Some(0), "{protocol}: SIGTERM exits 0\n{}", sidecar.proc.text());
+        assert_eq!(healthcheck(port).ok().flatten(), Some(1), "healthcheck on a stopped sidecar");
         assert!(!sidecar.proc.text().contains("demo-token"), "the token never appears in output");
         sim.stop().await;
         rx.stop().await;

@@ -11,6 +11,7 @@ use forge_otel_sidecar::simulator::{Faults, SimConfig};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 
 async fn scrape(addr: std::net::SocketAddr, path: &str) -> String {
+    forge_otel_sidecar::tls::install_crypto_provider();
     let r = reqwest::get(format!("http://{addr}{path}")).await.unwrap_or_else(|e| panic!("{e}"));
     r.text().await.unwrap_or_default()
 }

@@ -29,8 +29,37 @@ use crate::metrics::{LastError, SourceMetrics, SourceState};
 use budget::{Budget, Priority};
 use window::{Next, Params, Pass, Window};
 
+/// A window whose cursors loop is read again this many times before it is cut short.
+const MAX_LOOP_RESTARTS: u32 = 3;
+
+/// A window whose page keeps failing is halved down to this span, then given up.
+const MIN_SPLIT_MS: i64 = 1000;
+
 /// Fingerprints kept at most per source (8 bytes each in memory and file).
 const MAX_FINGERPRINTS: usize = 2_000_000;
+
+/// A fault-injection point for the crash tests (TEST-PLAN C1): with
+/// `FORGE_SIDECAR_FAULT_ABORT_BEFORE_COMMIT=N` the process aborts, as a
+/// SIGKILL would, right after the N-th delivered page and before its
+/// checkpoint is written. Unset in normal use.
+mod crash_point {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    static AT: OnceLock<Option<u64>> = OnceLock::new();
+    static COMMITS: AtomicU64 = AtomicU64::new(0);
+
+    pub fn before_commit() {
+        let at = AT
+            .get_or_init(|| std::env::var("FORGE_SIDECAR_FAULT_ABORT_BEFORE_COMMIT").ok().and_then(|v| v.parse().ok()));
+        if let Some(n) = at
+            && COMMITS.fetch_add(1, Ordering::SeqCst) + 1 == *n
+        {
+            eprintln!("fault injection: aborting before checkpoint write {n}");
+            std::process::abort();
+        }
+    }
+}
 
 /// Wall-clock time, injected so tests can control it.
 pub trait Clock: Send + Sync {
@@ -71,6 +100,8 @@ pub struct SourceTask {
     shared: Arc<Shared>,
     cp: Checkpoint,
     seen_cursors: HashSet<String>,
+    /// Times the current window was restarted after a cursor loop.
+    loop_restarts: u32,
     extra_margin_ms: i64,
     scratch: Vec<u8>,
 }
@@ -95,6 +126,7 @@ impl SourceTask {
             shared,
             cp,
             seen_cursors: HashSet::new(),
+            loop_restarts: 0,
             extra_margin_ms: 0,
             scratch: Vec::new(),
         }
@@ -261,8 +293,8 @@ impl SourceTask {
                             s.state = SourceState::Live;
                         }
                     });
-                    match self.deliver_page(&progress, page, &cancel).await {
-                        Ok(()) => {}
+                    let wait = match self.deliver_page(&progress, page, &cancel).await {
+                        Ok(wait) => wait,
                         Err(PageError::Cancelled) => break,
                         Err(PageError::Stuck(message)) => {
                             self.metrics.update(|s| s.state = SourceState::Error);
@@ -272,8 +304,13 @@ impl SourceTask {
                             }
                             continue;
                         }
-                    }
+                    };
                     if !self.commit(&cancel).await {
+                        break;
+                    }
+                    if let Some(wait) = wait
+                        && !self.sleep(wait, &cancel).await
+                    {
                         break;
                     }
                 }
@@ -352,12 +389,25 @@ impl SourceTask {
                 let max = poll.max_page_attempts;
                 if max > 0 && *page_attempts >= max {
                     *page_attempts = 0;
+                    let span = progress.end_ms - progress.start_ms;
+                    if span > MIN_SPLIT_MS {
+                        // Bisect: a page that never parses usually holds a bad
+                        // record; halving the window isolates it to a second.
+                        let mid = progress.start_ms + span / 2;
+                        tracing::warn!(source = %self.source.name, attempts = max, "{message}; retrying the window in halves");
+                        self.cp.current =
+                            Some(Progress { end_ms: mid, complete: false, cursor: None, pages: 0, ..progress.clone() });
+                        self.seen_cursors.clear();
+                        return Some(backoff.next_delay());
+                    }
                     SourceMetrics::add(&self.metrics.gave_up_pages, 1);
-                    let span = ((progress.end_ms - progress.start_ms) / 1000).max(0) as u64;
-                    tracing::error!(source = %self.source.name, attempts = max, "{message}; giving up on the rest of this window (counted as a gap)");
-                    self.cp.gap_seconds_total += span;
-                    SourceMetrics::add(&self.metrics.gap_seconds, span);
-                    self.finish_group(progress.clone());
+                    if progress.pass == Pass::First {
+                        let secs = (span / 1000).max(1) as u64;
+                        self.cp.gap_seconds_total += secs;
+                        SourceMetrics::add(&self.metrics.gap_seconds, secs);
+                    }
+                    tracing::error!(source = %self.source.name, attempts = max, "{message}; giving up on this stretch (counted as a gap)");
+                    self.finish_group(Progress { complete: false, ..progress.clone() });
                     return None;
                 }
                 let d = backoff.next_delay();
@@ -382,12 +432,14 @@ impl SourceTask {
         }
     }
 
+    /// Delivers one page and moves the progress on. `Ok(Some(d))`: wait `d`
+    /// before the next page (the window is being read again after a cursor loop).
     async fn deliver_page(
         &mut self,
         progress: &Progress,
         page: Page,
         cancel: &CancellationToken,
-    ) -> Result<(), PageError> {
+    ) -> Result<Option<Duration>, PageError> {
         let observed_ns = u64::try_from(self.now()).unwrap_or(0).saturating_mul(1_000_000);
         let (start_ns, end_ns) = (progress.start_ms * 1_000_000, progress.end_ms * 1_000_000);
         let mut stats = ConvertStats::default();
@@ -466,7 +518,18 @@ impl SourceTask {
                     self.metrics.update(|s| {
                         s.last_api_error = Some(LastError { at_ms: now, message: format!("cursor loop: {why}") })
                     });
-                    self.finish_group(progress.clone());
+                    if self.loop_restarts < MAX_LOOP_RESTARTS {
+                        // Read the window again from its first page, later; what
+                        // was delivered already is dropped by fingerprint.
+                        self.loop_restarts += 1;
+                        self.seen_cursors.clear();
+                        self.cp.current = Some(Progress { cursor: None, pages: 0, ..progress.clone() });
+                        return Ok(Some(self.shared.poll.config_error_retry));
+                    }
+                    self.loop_restarts = 0;
+                    SourceMetrics::add(&self.metrics.gave_up_pages, 1);
+                    // Not final: the second pass reads this stretch once more.
+                    self.finish_group(Progress { complete: false, ..progress.clone() });
                 } else {
                     self.seen_cursors.insert(c.to_string());
                     let mut next = progress.clone();
@@ -477,12 +540,15 @@ impl SourceTask {
             }
             None => self.finish_group(progress.clone()),
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Moves to the next site group, or closes the window after the last.
+    /// A window cut short (cursor loop, page given up) is marked incomplete,
+    /// so the second pass reads its stretch once more.
     fn finish_group(&mut self, mut progress: Progress) {
         self.seen_cursors.clear();
+        self.loop_restarts = 0;
         progress.group += 1;
         progress.cursor = None;
         progress.pages = 0;
@@ -509,6 +575,7 @@ impl SourceTask {
     /// Saves the checkpoint, retrying until it is on disk. False when
     /// cancelled before that (the next start repeats the last page).
     async fn commit(&mut self, cancel: &CancellationToken) -> bool {
+        crash_point::before_commit();
         let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
         loop {
             match self.shared.store.save(&self.cp) {

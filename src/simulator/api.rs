@@ -133,6 +133,13 @@ fn answer_now(st: &SimState, call: u64, faults: &Faults, app_id: &str, query: &s
             return r;
         }
     }
+    if faults.n_400 > 0 {
+        let mut live = lock(&st.faults);
+        if live.n_400 > 0 {
+            live.n_400 -= 1;
+            return error(StatusCode::BAD_REQUEST, "startDate is out of range");
+        }
+    }
     if chance(st, call, 2) < faults.p_429_no_retry_after {
         return error(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded");
     }
@@ -284,7 +291,7 @@ fn build_page(st: &SimState, app_id: &str, env: &str, p: &Params, faults: &Fault
     };
     let records = serde_json::to_string(&records).map_err(|e| e.to_string())?;
     let body = format!("{{\"appLogs\":{records}{cursor}}}");
-    let broken = faults.broken_window_start_ms == Some(start) && p.cursor.is_none();
+    let broken = faults.broken_at_ms.is_some_and(|x| start <= x && x < end) && p.cursor.is_none();
     Ok(BuiltPage { body, broken })
 }
 

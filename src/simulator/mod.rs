@@ -84,6 +84,8 @@ pub struct Faults {
     pub p_429_no_retry_after: f64,
     /// Answer 429 with this `Retry-After` (seconds) to the next `n_429` calls.
     pub n_429: u32,
+    /// Answer 400 ("window out of range") to the next `n_400` calls.
+    pub n_400: u32,
     pub retry_after_secs: u64,
     /// Probability of a 200 with malformed JSON.
     pub p_malformed: f64,
@@ -96,8 +98,8 @@ pub struct Faults {
     pub slow_ms: u64,
     /// Every page returns the cursor it was asked with (or the first cursor) forever.
     pub cursor_loop: bool,
-    /// The first page of any window starting at this time (ms since epoch) is always malformed.
-    pub broken_window_start_ms: Option<i64>,
+    /// The first page of any window containing this time (ms since epoch) is always malformed.
+    pub broken_at_ms: Option<i64>,
     /// Records of these site numbers with timestamps from `silent_after_ms` on
     /// are withheld (a site admin switched log access off).
     pub silent_sites: Vec<usize>,

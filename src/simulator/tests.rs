@@ -277,7 +277,7 @@ async fn fault_knobs() {
         Faults { p_malformed: 1.0, ..Faults::default() },
         Faults { p_truncated: 1.0, ..Faults::default() },
         Faults { p_html: 1.0, ..Faults::default() },
-        Faults { broken_window_start_ms: Some(now - 3_000_000), ..Faults::default() },
+        Faults { broken_at_ms: Some(now - 2_000_000), ..Faults::default() },
     ] {
         set(f.clone());
         let c = get(&h, "demo-app", &q, AUTH).await;

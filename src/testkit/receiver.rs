@@ -49,11 +49,13 @@ struct State {
     script: Mutex<VecDeque<Failure>>,
     always: Mutex<Option<Failure>>,
     metrics: Mutex<Vec<ExportMetricsServiceRequest>>,
+    request_times: Mutex<Vec<std::time::Instant>>,
 }
 
 impl State {
     fn next_failure(&self) -> Option<Failure> {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        lock(&self.request_times).push(std::time::Instant::now());
         lock(&self.script).pop_front().or_else(|| lock(&self.always).clone())
     }
 
@@ -173,6 +175,11 @@ impl Receiver {
 
     pub fn requests(&self) -> u64 {
         self.state.requests.load(Ordering::Relaxed)
+    }
+
+    /// When each log request arrived (accepted or failed).
+    pub fn request_times(&self) -> Vec<std::time::Instant> {
+        lock(&self.state.request_times).clone()
     }
 
     /// Encoded sizes of the accepted requests.

@@ -112,7 +112,24 @@ pub fn tally(expected: &[u64], got: &[u64]) -> Tally {
 
 /// Waits until every record before `cutoff` arrived (or `limit` passes).
 pub async fn wait_for_all(sim: &SimHandle, rx: &Receiver, cutoff: SystemTime, limit: Duration) -> Tally {
-    let expected = sim.seqs_before(cutoff);
+    wait_for(rx, sim.seqs_before(cutoff), limit).await
+}
+
+/// The records before `cutoff` whose timestamps are at or after `from_ms`.
+pub fn seqs_between(sim: &SimHandle, from_ms: i64, cutoff: SystemTime) -> Vec<u64> {
+    let g = sim.generator();
+    let streams = sim.streams();
+    sim.seqs_before(cutoff)
+        .into_iter()
+        .filter(|q| {
+            let st = &streams[(q >> 40) as usize];
+            g.meta(st, q & ((1 << 40) - 1)).ts_ns >= from_ms * 1_000_000
+        })
+        .collect()
+}
+
+/// Waits until every expected record arrived (or `limit` passes).
+pub async fn wait_for(rx: &Receiver, expected: Vec<u64>, limit: Duration) -> Tally {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
         let t = tally(&expected, &rx.seqs());

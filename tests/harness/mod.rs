@@ -117,8 +117,12 @@ pub struct Collector {
 
 impl Collector {
     pub fn start(rotel: &Path, forward: Option<&Receiver>) -> Collector {
+        Self::start_on(rotel, forward, free_port(), free_port())
+    }
+
+    /// On given ports (a restart after an outage keeps its address).
+    pub fn start_on(rotel: &Path, forward: Option<&Receiver>, grpc_port: u16, http_port: u16) -> Collector {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let (grpc_port, http_port) = (free_port(), free_port());
         let mut cmd = Command::new(rotel);
         cmd.arg("start")
             .arg("--otlp-grpc-endpoint")
@@ -198,9 +202,159 @@ impl Sidecar {
 
     pub async fn get(&self, path: &str) -> (u16, String) {
         let url = format!("http://127.0.0.1:{}{path}", self.server_port);
+        forge_otel_sidecar::tls::install_crypto_provider();
         match reqwest::Client::new().get(url).timeout(Duration::from_secs(5)).send().await {
             Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
             Err(e) => (0, e.to_string()),
         }
+    }
+}
+
+/// One scenario's world: the simulator, the recording receiver, optionally
+/// a rotel collector in front of it, a state directory and a server port.
+pub struct World {
+    pub sim: forge_otel_sidecar::simulator::SimHandle,
+    pub rx: Receiver,
+    pub collector: Option<Collector>,
+    pub rotel: Option<PathBuf>,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+pub const TOKEN: &str = "tok-S3CRET-value-42";
+pub const EMAIL: &str = "bot@example.com";
+
+impl World {
+    /// `via_rotel`: the sidecar exports to a real collector that forwards to the receiver;
+    /// otherwise straight to the receiver (for scripted collector failures).
+    pub async fn new(sim: forge_otel_sidecar::simulator::SimConfig, via_rotel: bool) -> Option<World> {
+        let rotel = if via_rotel { Some(require_rotel()?) } else { None };
+        let sim = forge_otel_sidecar::simulator::SimConfig { email: EMAIL.into(), token: TOKEN.into(), ..sim };
+        let sim = forge_otel_sidecar::simulator::start(sim, ([127, 0, 0, 1], 0).into())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let rx = Receiver::start().await.unwrap_or_else(|e| panic!("{e}"));
+        let collector = rotel.as_ref().map(|r| Collector::start(r, Some(&rx)));
+        Some(World {
+            sim,
+            rx,
+            collector,
+            rotel,
+            dir: tempfile::tempdir().unwrap_or_else(|e| panic!("{e}")),
+            port: free_port(),
+        })
+    }
+
+    /// gRPC endpoint the sidecar exports to.
+    pub fn endpoint(&self) -> String {
+        match &self.collector {
+            Some(c) => c.grpc_endpoint(),
+            None => self.rx.grpc_endpoint(),
+        }
+    }
+
+    /// The sidecar's config; `poll` lines go under `poll:`, `extra` is appended at the top level.
+    pub fn config(&self, token_line: &str, poll: &str, exporter: &str, extra: &str) -> String {
+        format!(
+            r#"forge:
+  base_url: {base}
+  email: {EMAIL}
+  {token_line}
+  request_timeout: 2s
+  requests_per_minute: 30
+  rate_period: 3s
+sources:
+  - app_id: demo-app
+    environment_id: production
+    name: prod
+poll:
+  interval: 500ms
+  settle_delay: 500ms
+  late_arrival: 4s
+  initial_lookback: 30m
+  backoff_initial: 50ms
+  backoff_max: 500ms
+  config_error_retry: 1s
+{poll}
+exporter:
+  protocol: grpc
+  endpoint: {endpoint}
+  timeout: 2s
+  retry: {{initial_backoff: 50ms, max_backoff: 500ms}}
+{exporter}
+state:
+  dir: {state}
+server:
+  listen: 127.0.0.1:{port}
+{extra}"#,
+            base = self.sim.base_url(),
+            endpoint = self.endpoint(),
+            state = self.dir.path().join("state").display(),
+            port = self.port,
+        )
+    }
+
+    pub fn default_config(&self) -> String {
+        self.config("api_token: ${env:FORGE_API_TOKEN}", "", "", "")
+    }
+
+    pub fn start(&self, config: &str, envs: &[(&str, &str)]) -> Sidecar {
+        let mut all = vec![("FORGE_API_TOKEN", TOKEN)];
+        all.extend_from_slice(envs);
+        Sidecar::start(self.dir.path(), config, self.port, &all)
+    }
+
+    pub async fn wait_all(&self, limit: Duration) -> super::common::Tally {
+        super::common::wait_for_all(&self.sim, &self.rx, super::common::settled_cutoff(), limit).await
+    }
+
+    pub fn max_calls(&self) -> usize {
+        forge_otel_sidecar::simulator::max_calls_in_window(&self.sim.requests(), "demo-app", Duration::from_secs(3))
+    }
+
+    pub fn count_status(&self, status: u16) -> usize {
+        self.sim.requests().iter().filter(|r| r.status == status).count()
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+}
+
+/// One row of docs/RELIABILITY.md, printed for scripts/reliability.sh.
+#[derive(Debug, Default)]
+pub struct Row {
+    pub id: &'static str,
+    pub scenario: &'static str,
+    pub lost: Option<usize>,
+    pub dups: Option<usize>,
+    pub max_calls: Option<usize>,
+    pub n429: Option<usize>,
+    pub recovery: Option<Duration>,
+    pub pass: bool,
+    pub note: String,
+}
+
+impl Row {
+    pub fn print(&self) {
+        let o = |v: Option<usize>| v.map(|x| x.to_string()).unwrap_or_else(|| "-".into());
+        println!(
+            "RELIABILITY|{}|{}|{}|{}|{}|{}|{}|{}|{}",
+            self.id,
+            self.scenario,
+            o(self.lost),
+            o(self.dups),
+            o(self.max_calls),
+            o(self.n429),
+            self.recovery.map(|d| format!("{:.1}s", d.as_secs_f64())).unwrap_or_else(|| "-".into()),
+            if self.pass { "pass" } else { "FAIL" },
+            self.note.replace('|', "/"),
+        );
+    }
+
+    /// Prints the row, then fails the test if it did not pass.
+    pub fn check(self) {
+        self.print();
+        assert!(self.pass, "{} failed: {:?}", self.id, self);
     }
 }

@@ -1,0 +1,381 @@
+//! TEST-PLAN scenarios on the API side (R*, T*, S1, H1, H2): the built
+//! binary against the simulator, delivering through a real collector.
+//! Each prints a `RELIABILITY|...` row for scripts/reliability.sh.
+
+mod common;
+mod harness;
+
+use std::time::{Duration, Instant, SystemTime};
+
+use base64::Engine;
+use forge_otel_sidecar::simulator::{Faults, SimConfig};
+use harness::*;
+
+fn sim(history_s: u64) -> SimConfig {
+    SimConfig { history: Duration::from_secs(history_s), ..common::fast_sim() }
+}
+
+async fn metric(s: &Sidecar, name: &str) -> f64 {
+    let (_, text) = s.get("/metrics").await;
+    text.lines()
+        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r1_429_with_retry_after_is_honoured() {
+    let Some(w) = World::new(
+        SimConfig { faults: Faults { n_429: 5, retry_after_secs: 2, ..Faults::default() }, ..sim(1800) },
+        true,
+    )
+    .await
+    else {
+        return;
+    };
+    let mut s = w.start(&w.default_config(), &[]);
+    let t = w.wait_all(Duration::from_secs(60)).await;
+    let log = w.sim.requests();
+    // Every call after a 429 waits at least its Retry-After (2 s; whole seconds in the log's ms clock).
+    let gaps: Vec<i64> = log.windows(2).filter(|p| p[0].status == 429).map(|p| p[1].at_ms - p[0].at_ms).collect();
+    let min_gap = gaps.iter().copied().min().unwrap_or(0);
+    let pass = t.lost == 0 && t.dups == 0 && gaps.len() == 5 && min_gap >= 1990;
+    Row {
+        id: "R1",
+        scenario: "429 with Retry-After (5 × 2 s)",
+        lost: Some(t.lost),
+        dups: Some(t.dups),
+        max_calls: Some(w.max_calls()),
+        n429: Some(w.count_status(429)),
+        pass,
+        note: format!("shortest wait after a 429: {min_gap} ms"),
+        ..Row::default()
+    }
+    .check();
+    s.proc.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r2_429_without_retry_after_backs_off() {
+    let Some(w) =
+        World::new(SimConfig { faults: Faults { p_429_no_retry_after: 0.3, ..Faults::default() }, ..sim(1800) }, true)
+            .await
+    else {
+        return;
+    };
+    let mut s = w.start(&w.default_config(), &[]);
+    let t = w.wait_all(Duration::from_secs(60)).await;
+    let log = w.sim.requests();
+    let gaps: Vec<i64> = log.windows(2).filter(|p| p[0].status == 429).map(|p| p[1].at_ms - p[0].at_ms).collect();
+    let min_gap = gaps.iter().copied().min().unwrap_or(0);
+    let pass = t.lost == 0 && t.dups == 0 && !gaps.is_empty() && min_gap >= 25;
+    Row {
+        id: "R2",
+        scenario: "429 without Retry-After on 30 % of calls",
+        lost: Some(t.lost),
+        dups: Some(t.dups),
+        max_calls: Some(w.max_calls()),
+        n429: Some(w.count_status(429)),
+        pass,
+        note: format!(
+            "backoff after a 429: {min_gap}..{} ms (50 ms base, jitter, 500 ms cap)",
+            gaps.iter().max().unwrap_or(&0)
+        ),
+        ..Row::default()
+    }
+    .check();
+    s.proc.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r3_t1_fourteen_day_backfill_paced_after_fifteen_days_off() {
+    // 14 days of history at one record per 100 s; the budget compressed to 30 calls per 3 s.
+    let cfg = SimConfig {
+        history: Duration::from_secs(14 * 86_400),
+        records_per_second: 0.01,
+        page_size: 1000,
+        ..common::fast_sim()
+    };
+    let Some(w) = World::new(cfg, true).await else { return };
+    // The sidecar was last running 15 days ago: its checkpoint says so.
+    let now = forge_otel_sidecar::timefmt::system_millis(SystemTime::now());
+    let config = w.default_config();
+    let parsed = forge_otel_sidecar::config::Config::from_yaml(&config, &|n| {
+        (n == "FORGE_API_TOKEN").then(|| TOKEN.to_string())
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let src = &parsed.sources[0];
+    let store = forge_otel_sidecar::checkpoint::Store::new(&w.state_dir());
+    let old = forge_otel_sidecar::checkpoint::Checkpoint::fresh(&src.name, &src.query_key(), now - 15 * 86_400_000);
+    store.save(&old).unwrap_or_else(|e| panic!("{e}"));
+    let started = Instant::now();
+    let mut s = w.start(&config, &[]);
+    // Records in the first 10 minutes (the retention margin) plus a minute of slack are out of reach by design.
+    let floor = now - 14 * 86_400_000 + 11 * 60_000;
+    let expected = common::seqs_between(&w.sim, floor, common::settled_cutoff());
+    let t = common::wait_for(&w.rx, expected, Duration::from_secs(120)).await;
+    let took = started.elapsed();
+    let done_ms = forge_otel_sidecar::timefmt::system_millis(SystemTime::now());
+    let calls = w.sim.requests().iter().filter(|r| r.at_ms <= done_ms).count();
+    let minimum = (14 * 24) as f64 - 1.0; // one call per hour window, at least
+    let gap = metric(&s, "forge_sidecar_gap_seconds_total").await;
+    let n400 = w.count_status(400);
+    let max = w.max_calls();
+    let pass3 = t.lost == 0 && t.dups == 0 && max <= 30 && w.count_status(429) == 0;
+    Row {
+        id: "R3",
+        scenario: "backfill 14 days under the budget (30 per 3 s)",
+        lost: Some(t.lost),
+        dups: Some(t.dups),
+        max_calls: Some(max),
+        n429: Some(w.count_status(429)),
+        recovery: Some(took),
+        pass: pass3,
+        note: format!(
+            "{calls} calls for ≥ {minimum:.0} windows; {:.1} calls/s against 10/s allowed",
+            calls as f64 / took.as_secs_f64()
+        ),
+    }
+    .check();
+    let pass1 = n400 == 0 && gap >= 86_400.0 && t.lost == 0;
+    Row {
+        id: "T1",
+        scenario: "sidecar off for 15 days",
+        lost: Some(t.lost),
+        dups: Some(t.dups),
+        max_calls: Some(max),
+        n429: Some(w.count_status(429)),
+        pass: pass1,
+        note: format!("{n400} × 400; gap reported {gap:.0} s (≥ 1 day)"),
+        ..Row::default()
+    }
+    .check();
+    s.proc.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r5_h2_server_errors_and_timeouts_with_metrics_under_faults() {
+    let faults =
+        Faults { p_500: 0.07, p_503: 0.07, p_slow: 0.06, slow_ms: 2500, p_truncated: 0.03, ..Faults::default() };
+    let Some(w) = World::new(SimConfig { faults, ..sim(1800) }, true).await else { return };
+    let mut s = w.start(&w.default_config(), &[]);
+    // H2: /metrics parses and counters never go down while faults fly.
+    let mut last_received = 0.0;
+    let mut monotonic = true;
+    let mut parse_errors = 0;
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let (_, text) = s.get("/metrics").await;
+        if prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).is_err() {
+            parse_errors += 1;
+        }
+        let r = metric(&s, "forge_sidecar_received_log_records_total").await;
+        monotonic &= r >= last_received;
+        last_received = r;
+    }
+    let t = w.wait_all(Duration::from_secs(60)).await;
+    let errors = w.sim.requests().iter().filter(|r| r.status >= 500).count();
+    let total = w.sim.requests().len();
+    Row {
+        id: "R5",
+        scenario: "500/503, 2.5 s stalls past the 2 s timeout, truncated bodies on 23 % of calls",
+        lost: Some(t.lost),
+        dups: Some(t.dups),
+        max_calls: Some(w.max_calls()),
+        n429: Some(w.count_status(429)),
+        pass: t.lost == 0 && t.dups == 0 && errors > 0,
+        note: format!("{errors} × 5xx of {total} calls; connection resets not simulated"),
+        ..Row::default()
+    }
+    .check();
+    // Quiesce and check the identity exactly.
+    w.sim.set_faults(Faults { p_503: 1.0, ..Faults::default() });
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let m = |n: &'static str| metric(&s, n);
+    let gap = m("forge_sidecar_received_log_records_total").await
+        - m("forge_sidecar_sent_log_records_total").await
+        - m("forge_sidecar_rejected_log_records_total").await
+        - m("forge_sidecar_dead_lettered_log_records_total").await
+        - m("forge_sidecar_duplicate_log_records_total").await
+        - m("forge_sidecar_in_flight_log_records").await;
+    Row { id: "H2", scenario: "/metrics under faults", pass: parse_errors == 0 && monotonic && gap == 0.0, note: format!("{parse_errors} parse errors; counters monotonic: {monotonic}; received − (sent + rejected + dead-lettered + duplicates + in flight) = {gap}"), ..Row::default() }.check();
+    s.proc.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r6_s1_h1_wrong_token_fixed_in_the_file_without_restart() {
+    let Some(w) = World::new(sim(1800), true).await else { return };
+    let token_file = w.dir.path().join("token");
+    std::fs::write(&token_file, "wrong-token\n").unwrap_or_default();
+    let config = w.config(&format!("api_token_file: {}", token_file.display()), "", "", "log:\n  level: trace\n");
+    let mut s = w.start(&config, &[("RUST_LOG", "trace")]);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let (live, _) = s.get("/healthz").await;
+    let (ready, reason) = s.get("/readyz").await;
+    let (_, status) = s.get("/status").await;
+    let calls_401 = w.count_status(401);
+    let running = s.proc.is_running();
+    // The token is fixed in the file; no restart.
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap_or_default();
+    let fixed = Instant::now();
+    let t = w.wait_all(Duration::from_secs(60)).await;
+    let recovery = fixed.elapsed();
+    let (ready_after, _) = s.get("/readyz").await;
+    let pass = t.lost == 0
+        && t.dups == 0
+        && live == 200
+        && ready == 503
+        && reason.contains("credentials refused")
+        && running
+        && calls_401 <= 6;
+    Row { id: "R6", scenario: "wrong token, fixed later in the token file", lost: Some(t.lost), dups: Some(t.dups), max_calls: Some(w.max_calls()), n429: Some(w.count_status(429)), recovery: Some(recovery), pass, note: format!("{calls_401} × 401 in 4 s (retry every 1 s); liveness {live}, readiness {ready} then {ready_after}; no restart") }.check();
+    Row { id: "H1", scenario: "health under a bad token", pass: live == 200 && ready == 503 && ready_after == 200, note: format!("/healthz {live}, /readyz {ready} → {ready_after} after the fix; a stuck loop (liveness 503) is covered by the router tests"), ..Row::default() }.check();
+
+    // S1: the token and base64(email:token) appear nowhere: trace logs, endpoints, state files.
+    let (_, metrics) = s.get("/metrics").await;
+    let (_, status_after) = s.get("/status").await;
+    s.proc.terminate(Duration::from_secs(10));
+    let mut haystack = vec![s.proc.text(), status, status_after, metrics, reason, config.clone()];
+    for entry in std::fs::read_dir(w.state_dir()).into_iter().flatten().flatten() {
+        haystack.push(std::fs::read_to_string(entry.path()).unwrap_or_default());
+    }
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{EMAIL}:{TOKEN}"));
+    let hits: usize = haystack.iter().map(|h| h.matches(TOKEN).count() + h.matches(&basic).count()).sum();
+    let lines: usize = haystack.iter().map(|h| h.lines().count()).sum();
+    Row {
+        id: "S1",
+        scenario: "secrets never printed (trace level, 401s, endpoints, state files)",
+        pass: hits == 0 && lines > 100,
+        note: format!("{hits} hits in {lines} lines"),
+        ..Row::default()
+    }
+    .check();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r7_unknown_app_and_bad_windows() {
+    let Some(w) = World::new(sim(1500), true).await else { return };
+    let config = w.default_config().replace("app_id: demo-app", "app_id: no-such-app");
+    // History shorter than the lookback: the second run (started later) still reaches all of it.
+    w.sim.set_faults(Faults::default());
+    let mut s = w.start(&config, &[]);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let n404 = w.count_status(404);
+    let (ready, reason) = s.get("/readyz").await;
+    let (live, _) = s.get("/healthz").await;
+    s.proc.terminate(Duration::from_secs(10));
+    let pass404 = n404 <= 6 && ready == 503 && reason.contains("not found") && live == 200;
+    // 400 answers for a window: re-planned with backoff, nothing lost.
+    w.sim.set_faults(Faults { n_400: 3, ..Faults::default() });
+    let mut s = w.start(&w.default_config(), &[]);
+    let t = w.wait_all(Duration::from_secs(60)).await;
+    let n400 = w.count_status(400);
+    Row {
+        id: "R7",
+        scenario: "unknown app (404); 400 for a window",
+        lost: Some(t.lost),
+        dups: Some(t.dups),
+        max_calls: Some(w.max_calls()),
+        n429: Some(w.count_status(429)),
+        pass: pass404 && t.lost == 0 && t.dups == 0 && n400 == 3,
+        note: format!(
+            "{n404} × 404 in 4 s (retry every 1 s), readiness {ready}, liveness {live}; {n400} × 400 re-planned"
+        ),
+        ..Row::default()
+    }
+    .check();
+    s.proc.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r8_broken_pages_and_cursor_loops() {
+    let faults = Faults { p_malformed: 0.1, p_truncated: 0.05, p_html: 0.05, cursor_loop: true, ..Faults::default() };
+    let Some(w) = World::new(SimConfig { faults, ..sim(1800) }, true).await else { return };
+    let mut s = w.start(&w.default_config(), &[]);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let loops = metric(&s, "forge_sidecar_cursor_loops_total").await;
+    let alive = s.proc.is_running();
+    w.sim.set_faults(Faults::default());
+    let cleared = Instant::now();
+    let t = w.wait_all(Duration::from_secs(60)).await;
+    let pass = t.lost == 0 && t.dups == 0 && loops >= 1.0 && alive;
+    Row { id: "R8", scenario: "malformed, truncated, HTML 200 pages; a cursor repeated forever", lost: Some(t.lost), dups: Some(t.dups), max_calls: Some(w.max_calls()), n429: Some(w.count_status(429)), recovery: Some(cleared.elapsed()), pass, note: format!("{loops} cursor loops cut; a looping window is read again from its first page after a pause (3 times), then left to the second pass; absent, null and empty end cursors occur in every run") }.check();
+    s.proc.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r9_one_page_always_broken() {
+    let x = forge_otel_sidecar::timefmt::system_millis(SystemTime::now()) - 15 * 60_000;
+    let Some(w) =
+        World::new(SimConfig { faults: Faults { broken_at_ms: Some(x), ..Faults::default() }, ..sim(1800) }, true)
+            .await
+    else {
+        return;
+    };
+    let mut s = w.start(&w.config("api_token: ${env:FORGE_API_TOKEN}", "  max_page_attempts: 3", "", ""), &[]);
+    let t = w.wait_all(Duration::from_secs(90)).await;
+    let abandoned = metric(&s, "forge_sidecar_abandoned_pages_total").await;
+    let gap = metric(&s, "forge_sidecar_gap_seconds_total").await;
+    // Which records are missing: all within a second of the broken spot.
+    let got: std::collections::HashSet<u64> = w.rx.seqs().into_iter().collect();
+    let g = w.sim.generator();
+    let st = &w.sim.streams()[0];
+    let missing: Vec<i64> = w
+        .sim
+        .seqs_before(common::settled_cutoff())
+        .into_iter()
+        .filter(|q| !got.contains(q))
+        .map(|q| g.meta(st, q & ((1 << 40) - 1)).ts_ns / 1_000_000 - x)
+        .collect();
+    let near = missing.iter().all(|d| d.abs() <= 1000);
+    let pass = near && abandoned >= 1.0 && gap >= 1.0 && t.dups == 0 && missing.len() <= 4;
+    Row { id: "R9", scenario: "one page always broken", lost: Some(t.lost), dups: Some(t.dups), max_calls: Some(w.max_calls()), n429: Some(w.count_status(429)), pass, note: format!("window halved down to 1 s around the bad spot; {} records missing (within ±1 s of it), {abandoned} pages abandoned, gap {gap} s counted", missing.len()), ..Row::default() }.check();
+    s.proc.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn t2_t3_late_and_edge_records() {
+    for inclusive in [false, true] {
+        let cfg = SimConfig {
+            late_fraction: 0.5,
+            max_late: Duration::from_secs(3),
+            edge_fraction: 0.5,
+            inclusive_end: inclusive,
+            ..sim(1800)
+        };
+        let Some(w) = World::new(cfg, true).await else { return };
+        let mut s = w.start(&w.default_config(), &[]);
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        let t = w.wait_all(Duration::from_secs(60)).await;
+        let dropped = metric(&s, "forge_sidecar_duplicate_log_records_total").await;
+        let pass = t.lost == 0 && t.dups == 0;
+        if inclusive {
+            Row {
+                id: "T3",
+                scenario: "records on window edges, endDate inclusive and exclusive",
+                lost: Some(t.lost),
+                dups: Some(t.dups),
+                max_calls: Some(w.max_calls()),
+                n429: Some(w.count_status(429)),
+                pass,
+                note: "50 % of records on minute edges; both modes".into(),
+                ..Row::default()
+            }
+            .check();
+        } else {
+            Row {
+                id: "T2",
+                scenario: "records visible up to 3 s late (late_arrival 4 s; 10 min in production)",
+                lost: Some(t.lost),
+                dups: Some(t.dups),
+                max_calls: Some(w.max_calls()),
+                n429: Some(w.count_status(429)),
+                pass,
+                note: format!("50 % of records late; second pass dropped {dropped} already delivered"),
+                ..Row::default()
+            }
+            .check();
+        }
+        s.proc.terminate(Duration::from_secs(10));
+    }
+}
