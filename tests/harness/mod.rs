@@ -195,8 +195,15 @@ impl Sidecar {
         for (k, v) in envs {
             cmd.env(k, v);
         }
-        let proc = Proc::spawn("sidecar", cmd);
-        wait_port(server_port, Duration::from_secs(10));
+        let mut proc = Proc::spawn("sidecar", cmd);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", server_port)).is_err() {
+            if !proc.is_running() || std::time::Instant::now() > deadline {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!("the sidecar did not start serving on {server_port}:\n{}", proc.text());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Sidecar { proc, server_port }
     }
 

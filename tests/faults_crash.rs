@@ -1,0 +1,234 @@
+//! TEST-PLAN scenarios on the process side (C*, S2): kills at every
+//! moment, broken checkpoint files, a state directory that refuses
+//! writes, SIGTERM under load, and secret misconfiguration.
+
+mod common;
+mod harness;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use forge_otel_sidecar::simulator::{Faults, SimConfig};
+use harness::*;
+
+fn sim(history_s: u64) -> SimConfig {
+    SimConfig { history: Duration::from_secs(history_s), ..common::fast_sim() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c1_kill_between_export_and_checkpoint() {
+    let Some(w) = World::new(sim(1500), true).await else { return };
+    let mut s = w.start(&w.default_config(), &[("FORGE_SIDECAR_FAULT_ABORT_BEFORE_COMMIT", "3")]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while s.proc.is_running() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let aborted = !s.proc.is_running() && s.proc.text().contains("aborting before checkpoint write 3");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let delivered_before = w.rx.record_count();
+    let mut s = w.start(&w.default_config(), &[]);
+    let t = w.wait_all(Duration::from_secs(60)).await;
+    let pass = aborted && t.lost == 0 && t.dups <= 200 && delivered_before > 0;
+    Row {
+        id: "C1",
+        scenario: "SIGKILL after the export, before the checkpoint write",
+        lost: Some(t.lost),
+        dups: Some(t.dups),
+        max_calls: Some(w.max_calls()),
+        n429: Some(w.count_status(429)),
+        pass,
+        note: format!(
+            "abort injected before the 3rd checkpoint write; the page sent again ({} duplicates, page size 200)",
+            t.dups
+        ),
+        ..Row::default()
+    }
+    .check();
+    s.proc.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c2_many_kills_at_random_moments() {
+    let Some(w) = World::new(SimConfig { late_fraction: 0.3, ..sim(1500) }, true).await else { return };
+    let mut kills = 0;
+    let mut clean_starts = 0;
+    for i in 0..22u64 {
+        let mut s = w.start(&w.default_config(), &[]);
+        clean_starts += usize::from(s.proc.is_running());
+        // Pseudo-random moments between 50 ms and 1.2 s after the port opened.
+        tokio::time::sleep(Duration::from_millis(50 + (i * 7_919 + 13) % 1_150)).await;
+        s.proc.kill9();
+        kills += 1;
+    }
+    let mut s = w.start(&w.default_config(), &[]);
+    let t = w.wait_all(Duration::from_secs(60)).await;
+    let pass = t.lost == 0 && t.dups <= kills * 200 && clean_starts == kills;
+    Row {
+        id: "C2",
+        scenario: "SIGKILL at random moments, 22 times",
+        lost: Some(t.lost),
+        dups: Some(t.dups),
+        max_calls: Some(w.max_calls()),
+        n429: Some(w.count_status(429)),
+        pass,
+        note: format!("{clean_starts}/{kills} restarts clean; duplicates ≤ one 200-record page per kill"),
+        ..Row::default()
+    }
+    .check();
+    s.proc.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c3_corrupt_checkpoint_files() {
+    let Some(w) = World::new(sim(1500), true).await else { return };
+    let store = forge_otel_sidecar::checkpoint::Store::new(&w.state_dir());
+    std::fs::create_dir_all(w.state_dir()).unwrap_or_default();
+    let mut results = Vec::new();
+    for (name, garbage) in
+        [("truncated", &b"{\"version\":1,\"source\":\"prod\",\"query_k"[..]), ("garbage", b"\x00\xff not json at all")]
+    {
+        std::fs::write(store.path("prod"), garbage).unwrap_or_default();
+        let mut s = w.start(&w.default_config(), &[]);
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (_, status) = s.get("/status").await;
+        let running = s.proc.is_running();
+        let aside = std::fs::read_dir(w.state_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".corrupt-"))
+            .count();
+        results.push((name, running, status.contains("moved to"), aside));
+        s.proc.terminate(Duration::from_secs(10));
+    }
+    let mut s = w.start(&w.default_config(), &[]);
+    let t = w.wait_all(Duration::from_secs(60)).await;
+    let pass =
+        results.iter().all(|(_, running, reported, _)| *running && *reported) && results[1].3 == 2 && t.lost == 0;
+    Row {
+        id: "C3",
+        scenario: "checkpoint file truncated, then garbage",
+        lost: Some(t.lost),
+        dups: Some(t.dups),
+        pass,
+        note: format!(
+            "{results:?} (name, kept running, reported on /status, files moved aside); restarted from initial_lookback"
+        ),
+        ..Row::default()
+    }
+    .check();
+    s.proc.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c4_state_directory_refuses_writes() {
+    let Some(w) = World::new(sim(1500), true).await else { return };
+    let store = forge_otel_sidecar::checkpoint::Store::new(&w.state_dir());
+    let mut s = w.start(&w.default_config(), &[]);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    // The checkpoint's temporary file cannot be created (a directory sits at its path):
+    // as a full or read-only disk would, every write fails.
+    let blocker = store.path("prod").with_extension("json.tmp");
+    std::fs::create_dir_all(&blocker).unwrap_or_default();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (ready, reason) = s.get("/readyz").await;
+    let delivered = w.rx.record_count();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let stalled = w.rx.record_count() == delivered;
+    let running = s.proc.is_running();
+    std::fs::remove_dir_all(&blocker).unwrap_or_default();
+    let healed = Instant::now();
+    let t = w.wait_all(Duration::from_secs(60)).await;
+    let (ready_after, _) = s.get("/readyz").await;
+    let pass = t.lost == 0
+        && ready == 503
+        && reason.contains("checkpoint not saved")
+        && stalled
+        && running
+        && ready_after == 200;
+    Row { id: "C4", scenario: "state directory refuses writes, then recovers", lost: Some(t.lost), dups: Some(t.dups), recovery: Some(healed.elapsed()), pass, note: format!("progress stopped while failing: {stalled}; readiness {ready} (checkpoint not saved) then {ready_after}; running: {running}"), ..Row::default() }.check();
+    s.proc.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c5_sigterm_under_load() {
+    // Almost two hours of backlog at 10 records per second (inside the 2 h lookback).
+    let Some(w) = World::new(SimConfig { records_per_second: 10.0, page_size: 1000, ..sim(7000) }, true).await else {
+        return;
+    };
+    let config = w.default_config().replace("initial_lookback: 30m", "initial_lookback: 2h");
+    let mut s = w.start(&config, &[]);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let t0 = Instant::now();
+    let code = s.proc.terminate(Duration::from_secs(30));
+    let took = t0.elapsed();
+    let stopped_cleanly = s.proc.text().contains("stopped");
+    let mut s = w.start(&config, &[]);
+    let t = w.wait_all(Duration::from_secs(90)).await;
+    let pass = code == Some(0) && took < Duration::from_secs(25) && t.lost == 0 && t.dups == 0 && stopped_cleanly;
+    Row {
+        id: "C5",
+        scenario: "SIGTERM during a 70,000-record backfill",
+        lost: Some(t.lost),
+        dups: Some(t.dups),
+        max_calls: Some(w.max_calls()),
+        n429: Some(w.count_status(429)),
+        pass,
+        note: format!("exit code {code:?} after {:.2} s (grace 25 s); no duplicates after restart", took.as_secs_f64()),
+        ..Row::default()
+    }
+    .check();
+    s.proc.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s2_token_misconfiguration_is_clear_and_secret_free() {
+    let Some(w) = World::new(sim(60), false).await else { return };
+    let token_file = w.dir.path().join("token");
+    std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap_or_default();
+    let both = w.config(
+        &format!("api_token: ${{env:FORGE_API_TOKEN}}\n  api_token_file: {}", token_file.display()),
+        "",
+        "",
+        "",
+    );
+    let unreadable = w.config(&format!("api_token_file: {}", w.dir.path().display()), "", "", "");
+    let missing_env = w.config("api_token: ${env:FORGE_API_TOKEN}", "", "", "");
+    let mut rows = Vec::new();
+    for (case, text, env_token) in [
+        ("token and token file", &both, true),
+        ("token file unreadable", &unreadable, true),
+        ("FORGE_API_TOKEN unset", &missing_env, false),
+    ] {
+        let path = w.dir.path().join("s2.yaml");
+        std::fs::write(&path, text).unwrap_or_default();
+        let mut cmd = Command::new(sidecar_bin());
+        cmd.args(["run", "--config"]).arg(&path).env_remove("FORGE_API_TOKEN");
+        if env_token {
+            cmd.env("FORGE_API_TOKEN", TOKEN);
+        }
+        let out = cmd.output().unwrap_or_else(|e| panic!("{e}"));
+        let err = String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+        rows.push((
+            case,
+            out.status.code(),
+            err.lines().find(|l| l.contains("forge.") || l.contains("missing")).unwrap_or("").trim().to_string(),
+            err.contains(TOKEN),
+        ));
+    }
+    let pass = rows.iter().all(|(_, code, msg, leaked)| *code == Some(2) && !msg.is_empty() && !leaked);
+    let note = rows
+        .iter()
+        .map(|(c, code, msg, _)| format!("{c}: exit {} «{msg}»", code.unwrap_or(-1)))
+        .collect::<Vec<_>>()
+        .join("; ");
+    Row {
+        id: "S2",
+        scenario: "token and token file both set; unreadable token file; unset variable",
+        pass,
+        note,
+        ..Row::default()
+    }
+    .check();
+    let _ = Faults::default();
+}
