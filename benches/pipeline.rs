@@ -9,6 +9,7 @@ use std::hint::black_box;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use forge_otel_sidecar::convert::{self, ConvertStats};
 use forge_otel_sidecar::forge::model::Page;
+use forge_otel_sidecar::forge::wire::decode_page;
 use forge_otel_sidecar::simulator::data::{Generator, Stream, site_id};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
@@ -34,8 +35,8 @@ fn page_json(n: usize) -> Vec<u8> {
     serde_json::to_vec(&Page { app_logs: records, cursor: Some("next".into()) }).unwrap_or_default()
 }
 
-/// What the poller does with one page, up to the bytes on the wire.
-fn pipeline(json: &[u8], resource: &Resource, scratch: &mut Vec<u8>) -> usize {
+/// The first strategy: serde_json into owned wire types, then conversion.
+fn pipeline_via_model(json: &[u8], resource: &Resource, scratch: &mut Vec<u8>) -> usize {
     let page: Page = serde_json::from_slice(json).unwrap_or_default();
     let mut stats = ConvertStats::default();
     let mut out = Vec::with_capacity(page.app_logs.len());
@@ -47,6 +48,16 @@ fn pipeline(json: &[u8], resource: &Resource, scratch: &mut Vec<u8>) -> usize {
     convert::requests(resource, out, 4 << 20).iter().map(|r| r.encode_to_vec().len()).sum()
 }
 
+/// What the poller does with one page, up to the bytes on the wire:
+/// decode straight into OTLP records, fingerprint, split, encode.
+fn pipeline(json: &[u8], resource: &Resource, scratch: &mut Vec<u8>) -> usize {
+    let mut page = decode_page(json, 1).unwrap_or_default();
+    for r in &mut page.records {
+        black_box(convert::fingerprint(r, scratch));
+    }
+    convert::requests(resource, page.records, 4 << 20).iter().map(|r| r.encode_to_vec().len()).sum()
+}
+
 fn bench(c: &mut Criterion) {
     let resource = Resource::default();
     for n in [100usize, 1_000, 10_000] {
@@ -54,13 +65,19 @@ fn bench(c: &mut Criterion) {
         let mut g = c.benchmark_group(format!("page_{n}"));
         g.sample_size(if n >= 10_000 { 10 } else { 30 });
         g.throughput(Throughput::Elements(n as u64));
-        g.bench_function("parse", |b| {
+        g.bench_function("decode_direct", |b| {
+            b.iter(|| black_box(decode_page(black_box(&json), 1).map(|p| p.records.len())))
+        });
+        g.bench_function("parse_model", |b| {
             b.iter(|| black_box(serde_json::from_slice::<Page>(black_box(&json)).map(|p| p.app_logs.len())))
         });
         g.bench_function("parse_value", |b| {
             b.iter(|| black_box(serde_json::from_slice::<serde_json::Value>(black_box(&json)).is_ok()))
         });
         let mut scratch = Vec::new();
+        g.bench_function("pipeline_via_model", |b| {
+            b.iter(|| black_box(pipeline_via_model(black_box(&json), &resource, &mut scratch)))
+        });
         g.bench_function("pipeline", |b| b.iter(|| black_box(pipeline(black_box(&json), &resource, &mut scratch))));
         g.throughput(Throughput::Bytes(json.len() as u64));
         g.bench_function("pipeline_bytes", |b| {

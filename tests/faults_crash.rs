@@ -112,7 +112,7 @@ async fn c3_corrupt_checkpoint_files() {
         dups: Some(t.dups),
         pass,
         note: format!(
-            "{results:?} (name, kept running, reported on /status, files moved aside); restarted from initial_lookback"
+            "{results:?} (name, kept running, reported on /status, files moved aside); restarted from initial_lookback, so already delivered records came again (duplicates, not loss)"
         ),
         ..Row::default()
     }

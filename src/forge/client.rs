@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 
-use super::model::Page;
+use super::wire::{Decoded, decode_page};
 use crate::config::{ForgeConfig, TokenSource};
 use crate::export::http::error_chain;
 use crate::export::retry::parse_retry_after;
@@ -118,8 +118,8 @@ impl ForgeClient {
         Ok(url)
     }
 
-    /// Fetches one page.
-    pub async fn fetch(&self, q: &Query<'_>) -> Result<Page, ForgeError> {
+    /// Fetches one page, decoded into OTLP records observed at `observed_ns`.
+    pub async fn fetch(&self, q: &Query<'_>, observed_ns: u64) -> Result<Decoded, ForgeError> {
         let token = self.token.read().map_err(|e| ForgeError::Token(e.to_string()))?;
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.email, token.expose()));
         let mut auth = reqwest::header::HeaderValue::from_str(&format!("Basic {basic}"))
@@ -158,7 +158,7 @@ impl ForgeClient {
         if !content_type.is_empty() && !content_type.contains("json") {
             return Err(ForgeError::Malformed(format!("expected JSON, got {content_type}")));
         }
-        serde_json::from_slice::<Page>(&body).map_err(|e| ForgeError::Malformed(e.to_string()))
+        decode_page(&body, observed_ns).map_err(|e| ForgeError::Malformed(e.to_string()))
     }
 
     async fn read_capped(&self, mut resp: reqwest::Response) -> Result<Vec<u8>, ForgeError> {

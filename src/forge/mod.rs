@@ -2,3 +2,4 @@
 
 pub mod client;
 pub mod model;
+pub mod wire;

@@ -21,10 +21,10 @@ use tokio_util::sync::CancellationToken;
 use crate::backoff::Backoff;
 use crate::checkpoint::{Checkpoint, Loaded, Progress, Store};
 use crate::config::{API_RETENTION, MAX_WINDOW, PollConfig, SourceConfig};
-use crate::convert::{self, ConvertStats};
+use crate::convert;
 use crate::export::{DeliverError, Exporter};
 use crate::forge::client::{ForgeClient, ForgeError, Query};
-use crate::forge::model::Page;
+use crate::forge::wire::Decoded;
 use crate::metrics::{LastError, SourceMetrics, SourceState};
 use budget::{Budget, Priority};
 use window::{Next, Params, Pass, Window};
@@ -274,7 +274,8 @@ impl SourceTask {
                 cursor: progress.cursor.as_deref(),
             };
             let t = Instant::now();
-            let result = self.shared.client.fetch(&query).await;
+            let observed_ns = u64::try_from(now).unwrap_or(0).saturating_mul(1_000_000);
+            let result = self.shared.client.fetch(&query, observed_ns).await;
             let call_ms = self.now();
             let class = match &result {
                 Ok(_) => "200",
@@ -437,20 +438,18 @@ impl SourceTask {
     async fn deliver_page(
         &mut self,
         progress: &Progress,
-        page: Page,
+        page: Decoded,
         cancel: &CancellationToken,
     ) -> Result<Option<Duration>, PageError> {
-        let observed_ns = u64::try_from(self.now()).unwrap_or(0).saturating_mul(1_000_000);
         let (start_ns, end_ns) = (progress.start_ms * 1_000_000, progress.end_ms * 1_000_000);
-        let mut stats = ConvertStats::default();
-        let mut out = Vec::with_capacity(page.app_logs.len());
-        let mut new_fps = Vec::with_capacity(page.app_logs.len());
+        let stats = page.stats;
+        let mut out = Vec::with_capacity(page.records.len());
+        let mut new_fps = Vec::with_capacity(page.records.len());
         let (mut received, mut dups, mut outside) = (0u64, 0u64, 0u64);
-        for rec in &page.app_logs {
-            let before = stats.bad_time;
-            let mut r = convert::record(rec, observed_ns, &mut stats);
+        for mut r in page.records {
             let ts = r.time_unix_nano as i64;
-            let timed = stats.bad_time == before && r.time_unix_nano > 0;
+            // Records without a usable time (absent or unparsable) stay in the window that returned them.
+            let timed = r.time_unix_nano > 0;
             // Edge records belong to exactly one window, whichever way the API treats endDate.
             if timed && (ts < start_ns || ts >= end_ns) {
                 outside += 1;
@@ -463,12 +462,12 @@ impl SourceTask {
                 dups += 1;
                 continue;
             }
-            if let Some(site) = rec
-                .attributes
-                .iter()
-                .find(|kv| kv.key == "installationContext")
-                .and_then(|kv| kv.value.as_ref()?.string_value.as_deref())
-            {
+            if let Some(site) = r.attributes.iter().find(|kv| kv.key == "installationContext").and_then(|kv| {
+                match kv.value.as_ref()?.value.as_ref()? {
+                    opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s) => Some(s.as_str()),
+                    _ => None,
+                }
+            }) {
                 self.metrics.site_seen(site, ts / 1_000_000);
             }
             new_fps.push((bucket, fp));
@@ -502,7 +501,7 @@ impl SourceTask {
         for (bucket, fp) in new_fps {
             self.cp.fingerprints.insert(bucket, fp);
         }
-        match page.next_cursor() {
+        match page.cursor.as_deref() {
             Some(c) => {
                 let looped = Some(c) == progress.cursor.as_deref() || self.seen_cursors.contains(c);
                 let too_many = progress.pages + 1 >= self.shared.max_pages_per_window;

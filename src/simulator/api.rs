@@ -310,10 +310,27 @@ fn decode_cursor(cursor: &str, qhash: u64) -> Option<u64> {
 #[derive(Deserialize)]
 struct RecordsQuery {
     before_ms: i64,
+    /// Also list each record's timestamp and the time it became visible.
+    #[serde(default)]
+    detail: bool,
 }
 
 async fn records(State(st): State<Arc<SimState>>, Query(q): Query<RecordsQuery>) -> Response {
-    Json(serde_json::json!({ "seqs": st.seqs_before(q.before_ms) })).into_response()
+    if !q.detail {
+        return Json(serde_json::json!({ "seqs": st.seqs_before(q.before_ms) })).into_response();
+    }
+    let mut out = Vec::new();
+    for s in &st.streams {
+        let mut i = 0;
+        while !st.generator.past(i, q.before_ms * 1_000_000) {
+            let m = st.generator.meta(s, i);
+            if m.ts_ns < q.before_ms * 1_000_000 {
+                out.push([m.seq as i64, m.ts_ns / 1_000_000, m.visible_ns / 1_000_000]);
+            }
+            i += 1;
+        }
+    }
+    Json(serde_json::json!({ "records": out })).into_response()
 }
 
 async fn requests(State(st): State<Arc<SimState>>) -> Response {
