@@ -56,6 +56,11 @@ impl Fingerprints {
         self.by_minute.get(&Self::bucket(ts_ns)).is_some_and(|s| s.contains(&fp))
     }
 
+    /// Whether any fingerprint shares the minute of `ts_ns`.
+    pub fn has_bucket(&self, ts_ns: i64) -> bool {
+        self.by_minute.contains_key(&Self::bucket(ts_ns))
+    }
+
     pub fn insert(&mut self, ts_ns: i64, fp: u64) {
         if self.by_minute.entry(Self::bucket(ts_ns)).or_default().insert(fp) {
             self.len += 1;

@@ -153,8 +153,10 @@ impl SimulateArgs {
 /// (Kubernetes and Docker give 30 s by default before SIGKILL).
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(25);
 
+/// One thread: the work is I/O-bound and sequential per source, and a
+/// single allocator arena keeps the resident memory small (docs/BENCHMARKS.md).
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
 }
 
 fn healthcheck(addr: &str) -> ExitCode {

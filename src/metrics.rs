@@ -134,7 +134,11 @@ impl SourceMetrics {
     /// Notes a record of `site` at `ts_ms` (record time).
     pub fn site_seen(&self, site: &str, ts_ms: i64) {
         let mut sites = lock(&self.sites);
-        let seen = sites.entry(site.to_string()).or_default();
+        // The hot path: look up without allocating a key; allocate only for a new site.
+        if !sites.contains_key(site) {
+            sites.insert(site.to_string(), SiteSeen::default());
+        }
+        let Some(seen) = sites.get_mut(site) else { return };
         if seen.records > 0 && ts_ms > seen.last_record_ms {
             let gap = (ts_ms - seen.last_record_ms) as f64;
             seen.typical_gap_ms = if seen.typical_gap_ms == 0.0 { gap } else { 0.9 * seen.typical_gap_ms + 0.1 * gap };

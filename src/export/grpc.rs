@@ -6,9 +6,11 @@
 
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use tonic::codec::CompressionEncoding;
+use bytes::{BufMut, Bytes};
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use prost::Message;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codegen::http::uri::PathAndQuery;
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
@@ -16,8 +18,53 @@ use super::retry::{Verdict, classify_grpc, grpc_retry_info};
 use super::{SendError, SetupError};
 use crate::config::{Compression, ExporterConfig};
 
+/// The OTLP logs Export method.
+const EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+
+/// Sends a request already encoded as protobuf bytes: the generated client
+/// would need an owned copy of the whole request for every attempt.
+#[derive(Debug, Clone, Copy, Default)]
+struct PreEncoded;
+
+impl Codec for PreEncoded {
+    type Encode = Bytes;
+    type Decode = ExportLogsServiceResponse;
+    type Encoder = PreEncoded;
+    type Decoder = ResponseDecoder;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        PreEncoded
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ResponseDecoder
+    }
+}
+
+impl Encoder for PreEncoded {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct ResponseDecoder;
+
+impl Decoder for ResponseDecoder {
+    type Item = ExportLogsServiceResponse;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
+        ExportLogsServiceResponse::decode(src).map(Some).map_err(|e| tonic::Status::internal(e.to_string()))
+    }
+}
+
 pub struct GrpcTransport {
-    client: LogsServiceClient<Channel>,
+    client: tonic::client::Grpc<Channel>,
     metadata: MetadataMap,
     timeout: Duration,
 }
@@ -45,7 +92,7 @@ impl GrpcTransport {
             endpoint = endpoint.tls_config(tls).map_err(|e| SetupError(format!("exporter.tls: {e}")))?;
         }
         let channel = endpoint.connect_lazy();
-        let mut client = LogsServiceClient::new(channel).max_decoding_message_size(16 << 20);
+        let mut client = tonic::client::Grpc::new(channel).max_decoding_message_size(16 << 20);
         client = match cfg.compression {
             Compression::None => client,
             Compression::Gzip => client.send_compressed(CompressionEncoding::Gzip),
@@ -64,11 +111,15 @@ impl GrpcTransport {
 
     /// Sends one request; `Ok(rejected)` when the server accepted it.
     pub async fn send(&self, req: &ExportLogsServiceRequest) -> Result<(u64, String), SendError> {
-        let mut request = tonic::Request::new(req.clone());
+        let mut request = tonic::Request::new(Bytes::from(req.encode_to_vec()));
         *request.metadata_mut() = self.metadata.clone();
         request.set_timeout(self.timeout);
         let mut client = self.client.clone();
-        match client.export(request).await {
+        let answer = match client.ready().await {
+            Ok(()) => client.unary(request, PathAndQuery::from_static(EXPORT_PATH), PreEncoded).await,
+            Err(e) => Err(tonic::Status::unavailable(format!("collector unreachable: {e}"))),
+        };
+        match answer {
             Ok(resp) => {
                 let partial = resp.into_inner().partial_success.unwrap_or_default();
                 Ok((u64::try_from(partial.rejected_log_records).unwrap_or(0), partial.error_message))

@@ -162,7 +162,8 @@ impl ForgeClient {
     }
 
     async fn read_capped(&self, mut resp: reqwest::Response) -> Result<Vec<u8>, ForgeError> {
-        let mut body = Vec::new();
+        // Sized up front when the length is known (already checked against the cap).
+        let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0) as usize);
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {

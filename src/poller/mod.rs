@@ -445,6 +445,7 @@ impl SourceTask {
         let stats = page.stats;
         let mut out = Vec::with_capacity(page.records.len());
         let mut new_fps = Vec::with_capacity(page.records.len());
+        let keep_fingerprints = progress.pass == Pass::First && !progress.complete;
         let (mut received, mut dups, mut outside) = (0u64, 0u64, 0u64);
         for mut r in page.records {
             let ts = r.time_unix_nano as i64;
@@ -457,10 +458,14 @@ impl SourceTask {
             }
             received += 1;
             let bucket = if timed { ts } else { start_ns };
-            let fp = convert::fingerprint(&mut r, &mut self.scratch);
-            if self.cp.fingerprints.contains(bucket, fp) {
-                dups += 1;
-                continue;
+            // Hashing costs an encoding of the record: skip it where nothing could match or be kept.
+            if keep_fingerprints || self.cp.fingerprints.has_bucket(bucket) {
+                let fp = convert::fingerprint(&mut r, &mut self.scratch);
+                if self.cp.fingerprints.contains(bucket, fp) {
+                    dups += 1;
+                    continue;
+                }
+                new_fps.push((bucket, fp));
             }
             if let Some(site) = r.attributes.iter().find(|kv| kv.key == "installationContext").and_then(|kv| {
                 match kv.value.as_ref()?.value.as_ref()? {
@@ -470,7 +475,6 @@ impl SourceTask {
             }) {
                 self.metrics.site_seen(site, ts / 1_000_000);
             }
-            new_fps.push((bucket, fp));
             out.push(r);
         }
         let m = &self.metrics;
@@ -498,8 +502,13 @@ impl SourceTask {
             m.in_flight.fetch_sub(n, Ordering::Relaxed);
             pending -= n;
         }
-        for (bucket, fp) in new_fps {
-            self.cp.fingerprints.insert(bucket, fp);
+        // Only a first read of a stretch that is not final is read again (by the
+        // second pass); a final stretch never is, so its fingerprints would
+        // only make every checkpoint of a backfill larger.
+        if keep_fingerprints {
+            for (bucket, fp) in new_fps {
+                self.cp.fingerprints.insert(bucket, fp);
+            }
         }
         match page.cursor.as_deref() {
             Some(c) => {
