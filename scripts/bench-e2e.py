@@ -85,7 +85,8 @@ class Proc:
 
 def simulator(args, tmp):
     p = port()
-    proc = Proc([BIN, "simulate", "--listen", f"127.0.0.1:{p}", "--rate-limit", "0", "--email", "bench@example.com",
+    limit = [] if "--rate-limit" in args else ["--rate-limit", "0"]
+    proc = Proc([BIN, "simulate", "--listen", f"127.0.0.1:{p}", *limit, "--email", "bench@example.com",
                  "--token", "bench-token", *args], log=os.path.join(tmp, f"sim-{p}.log"))
     wait_port(p)
     return proc, p
@@ -100,7 +101,7 @@ def rotel(tmp):
     return proc, g, h
 
 
-def sidecar(tmp, sim_port, endpoint, protocol, poll, extra="", name="bench"):
+def sidecar(tmp, sim_port, endpoint, protocol, poll, extra="", name="bench", budget="requests_per_minute: 10000"):
     sp = port()
     state = os.path.join(tmp, f"state-{name}")
     cfg = os.path.join(tmp, f"{name}.yaml")
@@ -108,7 +109,7 @@ def sidecar(tmp, sim_port, endpoint, protocol, poll, extra="", name="bench"):
   base_url: http://127.0.0.1:{sim_port}
   email: bench@example.com
   api_token: bench-token
-  requests_per_minute: 10000
+  {budget}
 sources:
   - app_id: demo-app
     environment_id: production
@@ -213,18 +214,9 @@ def pacing(tmp):
                          "--rate-limit", "30", "--rate-window", "2s"], tmp)
     col, g, h = rotel(tmp)
     poll = "  interval: 1s\n  settle_delay: 1s\n  late_arrival: 10s\n  initial_lookback: 14d"
-    side, port_ = sidecar(tmp, sp, f"http://127.0.0.1:{g}", "grpc", poll,
-                          extra="", name="pace")
-    # The budget of this run: 30 calls per 2 s (the sidecar's rate_period).
-    side.stop()
-    cfg = open(os.path.join(tmp, "pace.yaml")).read().replace("requests_per_minute: 10000", "requests_per_minute: 30\n  rate_period: 2s")
-    open(os.path.join(tmp, "pace.yaml"), "w").write(cfg)
-    import shutil
-    shutil.rmtree(os.path.join(tmp, "state-pace"), ignore_errors=True)
     t0_ms = int(time.time() * 1000)
-    side = Proc([BIN, "run", "--config", os.path.join(tmp, "pace.yaml")], log=os.path.join(tmp, "pace.log"))
-    sp2 = int(cfg.split("listen: 127.0.0.1:")[1].split()[0])
-    wait_port(sp2)
+    side, sp2 = sidecar(tmp, sp, f"http://127.0.0.1:{g}", "grpc", poll, name="pace",
+                        budget="requests_per_minute: 30\n  rate_period: 2s")
     while metric(sp2, "forge_sidecar_watermark_lag_seconds") > 5 and time.time() * 1000 - t0_ms < 120_000:
         time.sleep(0.2)
     done_ms = int(time.time() * 1000)

@@ -155,22 +155,21 @@ const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(25);
 
 /// One thread: the work is I/O-bound and sequential per source, and a
 /// single allocator arena keeps the resident memory small (docs/BENCHMARKS.md).
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()
+fn block_on(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(work),
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn healthcheck(addr: &str) -> ExitCode {
     // A container's server listens on 0.0.0.0; probe it on loopback.
     let addr = addr.replace("0.0.0.0", "127.0.0.1");
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("unhealthy: cannot start runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
     forge_otel_sidecar::tls::install_crypto_provider();
-    rt.block_on(async move {
+    block_on(async move {
         let client = match reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build() {
             Ok(c) => c,
             Err(e) => {
@@ -202,14 +201,7 @@ fn simulate(args: SimulateArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let rt = match runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start runtime: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    rt.block_on(async move {
+    block_on(async move {
         let handle = match forge_otel_sidecar::simulator::start(cfg, listen).await {
             Ok(h) => h,
             Err(e) => {
@@ -247,22 +239,17 @@ fn main() -> ExitCode {
         Command::Simulate(args) => simulate(*args),
         Command::Healthcheck { addr } => healthcheck(&addr),
         Command::Demo { duration, history, records_per_second } => {
-            let rt = match runtime() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: cannot start runtime: {e}");
-                    return ExitCode::from(1);
-                }
-            };
             forge_otel_sidecar::logging::init(forge_otel_sidecar::config::LogFormat::Text, "warn");
             let opts = forge_otel_sidecar::demo::DemoOptions { duration, history, records_per_second };
-            match rt.block_on(forge_otel_sidecar::demo::run(opts)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("error: {e:#}");
-                    ExitCode::from(1)
+            block_on(async move {
+                match forge_otel_sidecar::demo::run(opts).await {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("error: {e:#}");
+                        ExitCode::from(1)
+                    }
                 }
-            }
+            })
         }
         Command::Run { config } => {
             let cfg = match Config::load(&config, &config::process_env) {
@@ -273,14 +260,7 @@ fn main() -> ExitCode {
                 }
             };
             forge_otel_sidecar::logging::init(cfg.log.format, &cfg.log.level);
-            let rt = match runtime() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("error: cannot start runtime: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            rt.block_on(async move {
+            block_on(async move {
                 let app = match forge_otel_sidecar::app::App::start(cfg, Default::default()).await {
                     Ok(app) => app,
                     Err(e) => {

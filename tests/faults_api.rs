@@ -41,15 +41,9 @@ async fn r1_429_with_retry_after_is_honoured() {
     let min_gap = gaps.iter().copied().min().unwrap_or(0);
     let pass = t.lost == 0 && t.dups == 0 && gaps.len() == 5 && min_gap >= 1990;
     Row {
-        id: "R1",
-        scenario: "429 with Retry-After (5 × 2 s)",
-        lost: Some(t.lost),
-        dups: Some(t.dups),
-        max_calls: Some(w.max_calls()),
-        n429: Some(w.count_status(429)),
         pass,
         note: format!("shortest wait after a 429: {min_gap} ms"),
-        ..Row::default()
+        ..w.row("R1", "429 with Retry-After (5 × 2 s)", &t)
     }
     .check();
     s.proc.terminate(Duration::from_secs(10));
@@ -70,18 +64,12 @@ async fn r2_429_without_retry_after_backs_off() {
     let min_gap = gaps.iter().copied().min().unwrap_or(0);
     let pass = t.lost == 0 && t.dups == 0 && !gaps.is_empty() && min_gap >= 25;
     Row {
-        id: "R2",
-        scenario: "429 without Retry-After on 30 % of calls",
-        lost: Some(t.lost),
-        dups: Some(t.dups),
-        max_calls: Some(w.max_calls()),
-        n429: Some(w.count_status(429)),
         pass,
         note: format!(
             "backoff after a 429: {min_gap}..{} ms (50 ms base, jitter, 500 ms cap)",
             gaps.iter().max().unwrap_or(&0)
         ),
-        ..Row::default()
+        ..w.row("R2", "429 without Retry-After on 30 % of calls", &t)
     }
     .check();
     s.proc.terminate(Duration::from_secs(10));
@@ -177,15 +165,9 @@ async fn r5_h2_server_errors_and_timeouts_with_metrics_under_faults() {
     let errors = w.sim.requests().iter().filter(|r| r.status >= 500).count();
     let total = w.sim.requests().len();
     Row {
-        id: "R5",
-        scenario: "500/503, 2.5 s stalls past the 2 s timeout, truncated bodies on 23 % of calls",
-        lost: Some(t.lost),
-        dups: Some(t.dups),
-        max_calls: Some(w.max_calls()),
-        n429: Some(w.count_status(429)),
         pass: t.lost == 0 && t.dups == 0 && errors > 0,
         note: format!("{errors} × 5xx of {total} calls; connection resets not simulated"),
-        ..Row::default()
+        ..w.row("R5", "500/503, 2.5 s stalls past the 2 s timeout, truncated bodies on 23 % of calls", &t)
     }
     .check();
     // Quiesce and check the identity exactly.
@@ -228,7 +210,7 @@ async fn r6_s1_h1_wrong_token_fixed_in_the_file_without_restart() {
         && reason.contains("credentials refused")
         && running
         && calls_401 <= 6;
-    Row { id: "R6", scenario: "wrong token, fixed later in the token file", lost: Some(t.lost), dups: Some(t.dups), max_calls: Some(w.max_calls()), n429: Some(w.count_status(429)), recovery: Some(recovery), pass, note: format!("{calls_401} × 401 in 4 s (retry every 1 s); liveness {live}, readiness {ready} then {ready_after}; no restart") }.check();
+    Row { recovery: Some(recovery), pass, note: format!("{calls_401} × 401 in 4 s (retry every 1 s); liveness {live}, readiness {ready} then {ready_after}; no restart"), ..w.row("R6", "wrong token, fixed later in the token file", &t) }.check();
     Row { id: "H1", scenario: "health under a bad token", pass: live == 200 && ready == 503 && ready_after == 200, note: format!("/healthz {live}, /readyz {ready} → {ready_after} after the fix; a stuck loop (liveness 503) is covered by the router tests"), ..Row::default() }.check();
 
     // S1: the token and base64(email:token) appear nowhere: trace logs, endpoints, state files.
@@ -271,17 +253,11 @@ async fn r7_unknown_app_and_bad_windows() {
     let t = w.wait_all(Duration::from_secs(60)).await;
     let n400 = w.count_status(400);
     Row {
-        id: "R7",
-        scenario: "unknown app (404); 400 for a window",
-        lost: Some(t.lost),
-        dups: Some(t.dups),
-        max_calls: Some(w.max_calls()),
-        n429: Some(w.count_status(429)),
         pass: pass404 && t.lost == 0 && t.dups == 0 && n400 == 3,
         note: format!(
             "{n404} × 404 in 4 s (retry every 1 s), readiness {ready}, liveness {live}; {n400} × 400 re-planned"
         ),
-        ..Row::default()
+        ..w.row("R7", "unknown app (404); 400 for a window", &t)
     }
     .check();
     s.proc.terminate(Duration::from_secs(10));
@@ -299,7 +275,7 @@ async fn r8_broken_pages_and_cursor_loops() {
     let cleared = Instant::now();
     let t = w.wait_all(Duration::from_secs(60)).await;
     let pass = t.lost == 0 && t.dups == 0 && loops >= 1.0 && alive;
-    Row { id: "R8", scenario: "malformed, truncated, HTML 200 pages; a cursor repeated forever", lost: Some(t.lost), dups: Some(t.dups), max_calls: Some(w.max_calls()), n429: Some(w.count_status(429)), recovery: Some(cleared.elapsed()), pass, note: format!("{loops} cursor loops cut; a looping window is read again from its first page after a pause (3 times), then left to the second pass; absent, null and empty end cursors occur in every run") }.check();
+    Row { recovery: Some(cleared.elapsed()), pass, note: format!("{loops} cursor loops cut; a looping window is read again from its first page after a pause (3 times), then left to the second pass; absent, null and empty end cursors occur in every run"), ..w.row("R8", "malformed, truncated, HTML 200 pages; a cursor repeated forever", &t) }.check();
     s.proc.terminate(Duration::from_secs(10));
 }
 
@@ -351,28 +327,16 @@ async fn t2_t3_late_and_edge_records() {
         let pass = t.lost == 0 && t.dups == 0;
         if inclusive {
             Row {
-                id: "T3",
-                scenario: "records on window edges, endDate inclusive and exclusive",
-                lost: Some(t.lost),
-                dups: Some(t.dups),
-                max_calls: Some(w.max_calls()),
-                n429: Some(w.count_status(429)),
                 pass,
                 note: "50 % of records on minute edges; both modes".into(),
-                ..Row::default()
+                ..w.row("T3", "records on window edges, endDate inclusive and exclusive", &t)
             }
             .check();
         } else {
             Row {
-                id: "T2",
-                scenario: "records visible up to 3 s late (late_arrival 4 s; 10 min in production)",
-                lost: Some(t.lost),
-                dups: Some(t.dups),
-                max_calls: Some(w.max_calls()),
-                n429: Some(w.count_status(429)),
                 pass,
                 note: format!("50 % of records late; second pass dropped {dropped} already delivered"),
-                ..Row::default()
+                ..w.row("T2", "records visible up to 3 s late (late_arrival 4 s; 10 min in production)", &t)
             }
             .check();
         }

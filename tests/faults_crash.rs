@@ -30,18 +30,12 @@ async fn c1_kill_between_export_and_checkpoint() {
     let t = w.wait_all(Duration::from_secs(60)).await;
     let pass = aborted && t.lost == 0 && t.dups <= 200 && delivered_before > 0;
     Row {
-        id: "C1",
-        scenario: "SIGKILL after the export, before the checkpoint write",
-        lost: Some(t.lost),
-        dups: Some(t.dups),
-        max_calls: Some(w.max_calls()),
-        n429: Some(w.count_status(429)),
         pass,
         note: format!(
             "abort injected before the 3rd checkpoint write; the page sent again ({} duplicates, page size 200)",
             t.dups
         ),
-        ..Row::default()
+        ..w.row("C1", "SIGKILL after the export, before the checkpoint write", &t)
     }
     .check();
     s.proc.terminate(Duration::from_secs(10));
@@ -64,15 +58,9 @@ async fn c2_many_kills_at_random_moments() {
     let t = w.wait_all(Duration::from_secs(60)).await;
     let pass = t.lost == 0 && t.dups <= kills * 200 && clean_starts == kills;
     Row {
-        id: "C2",
-        scenario: "SIGKILL at random moments, 22 times",
-        lost: Some(t.lost),
-        dups: Some(t.dups),
-        max_calls: Some(w.max_calls()),
-        n429: Some(w.count_status(429)),
         pass,
         note: format!("{clean_starts}/{kills} restarts clean; duplicates ≤ one 200-record page per kill"),
-        ..Row::default()
+        ..w.row("C2", "SIGKILL at random moments, 22 times", &t)
     }
     .check();
     s.proc.terminate(Duration::from_secs(10));
@@ -167,15 +155,9 @@ async fn c5_sigterm_under_load() {
     let t = w.wait_all(Duration::from_secs(90)).await;
     let pass = code == Some(0) && took < Duration::from_secs(25) && t.lost == 0 && t.dups == 0 && stopped_cleanly;
     Row {
-        id: "C5",
-        scenario: "SIGTERM during a 70,000-record backfill",
-        lost: Some(t.lost),
-        dups: Some(t.dups),
-        max_calls: Some(w.max_calls()),
-        n429: Some(w.count_status(429)),
         pass,
         note: format!("exit code {code:?} after {:.2} s (grace 25 s); no duplicates after restart", took.as_secs_f64()),
-        ..Row::default()
+        ..w.row("C5", "SIGTERM during a 70,000-record backfill", &t)
     }
     .check();
     s.proc.terminate(Duration::from_secs(10));

@@ -57,7 +57,7 @@ async fn e1_collector_down() {
     let t = w.wait_all(Duration::from_secs(60)).await;
     let pass =
         t.lost == 0 && t.dups == 0 && frozen == still && calls_during <= 2 && ready_down == 503 && live_down == 200;
-    Row { id: "E1", scenario: "collector down 8 s (10 min in the plan)", lost: Some(t.lost), dups: Some(t.dups), max_calls: Some(w.max_calls()), n429: Some(w.count_status(429)), recovery: Some(back.elapsed()), pass, note: format!("checkpoint frozen while down: {}; {calls_during} API calls while down; readiness {ready_down}, liveness {live_down}", frozen == still) }.check();
+    Row { recovery: Some(back.elapsed()), pass, note: format!("checkpoint frozen while down: {}; {calls_during} API calls while down; readiness {ready_down}, liveness {live_down}", frozen == still), ..w.row("E1", "collector down 8 s (10 min in the plan)", &t) }.check();
     s.proc.terminate(Duration::from_secs(10));
 }
 
@@ -145,18 +145,12 @@ async fn e3_e4_permanent_rejections_and_partial_success() {
     let lettered_set: std::collections::HashSet<u64> = lettered.iter().copied().collect();
     let pass3 = dead == t.lost && dead > 0 && missing == lettered_set && text.lines().count() == 3;
     Row {
-        id: "E3",
-        scenario: "collector answers 400, 413, 500 (permanent)",
-        lost: Some(t.lost),
-        dups: Some(t.dups),
-        max_calls: Some(w.max_calls()),
-        n429: Some(w.count_status(429)),
         pass: pass3,
         note: format!(
             "dead-lettered {dead} == missing {}; 3 requests, no retries ({requests} requests in all)",
             t.lost
         ),
-        ..Row::default()
+        ..w.row("E3", "collector answers 400, 413, 500 (permanent)", &t)
     }
     .check();
     let pass4 = rejected == 7;
@@ -183,15 +177,9 @@ async fn e5_requests_split_below_the_collector_limit() {
     let dead = metric(&s, "forge_sidecar_dead_lettered_log_records_total").await;
     let pass = t.lost == 0 && t.dups == 0 && dead == 0.0;
     Row {
-        id: "E5",
-        scenario: "10 MB pages, collector limit 4 MiB",
-        lost: Some(t.lost),
-        dups: Some(t.dups),
-        max_calls: Some(w.max_calls()),
-        n429: Some(w.count_status(429)),
         pass,
         note: format!("{} records of 20 KB through rotel; requests split below 4 MiB", t.received),
-        ..Row::default()
+        ..w.row("E5", "10 MB pages, collector limit 4 MiB", &t)
     }
     .check();
     s.proc.terminate(Duration::from_secs(10));

@@ -1,13 +1,12 @@
 //! OTLP/HTTP (protobuf or JSON) with reqwest, POSTing to `{endpoint}/v1/logs`.
 
 use std::io::Write;
-use std::time::SystemTime;
 
 use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
 use prost::Message;
-use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
-use super::retry::{Verdict, classify_http, parse_retry_after};
+use super::retry::{Verdict, classify_http, retry_after_header};
 use super::{SendError, SetupError};
 use crate::config::{Compression, ExporterConfig, Protocol};
 
@@ -92,11 +91,7 @@ impl HttpTransport {
             message: format!("cannot reach {}: {}", self.url, error_chain(&e)),
         })?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let retry_after = retry_after_header(resp.headers());
         let bytes = resp.bytes().await.unwrap_or_default();
         if (200..300).contains(&status) {
             let answer = if bytes.is_empty() {

@@ -28,6 +28,14 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
 }
 
+/// The `Retry-After` of an HTTP answer, if present and readable.
+pub fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    headers
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, SystemTime::now()))
+}
+
 pub fn classify_http(status: u16, retry_after: Option<Duration>) -> Verdict {
     match status {
         429 | 502 | 503 | 504 => Verdict::Retry(retry_after),

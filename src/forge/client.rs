@@ -5,15 +5,15 @@
 //! without a restart. Answers are capped in size, decoded tolerantly, and
 //! turned into [`ForgeError`]s that say what to do next.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use base64::Engine;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 
 use super::wire::{Decoded, decode_page};
 use crate::config::{ForgeConfig, TokenSource};
 use crate::export::http::error_chain;
-use crate::export::retry::parse_retry_after;
+use crate::export::retry::retry_after_header;
 use crate::timefmt::format_millis;
 
 /// One page request.
@@ -134,11 +134,7 @@ impl ForgeClient {
             .await
             .map_err(|e| ForgeError::Transport(error_chain(&e)))?;
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        let retry_after = retry_after_header(resp.headers());
         let content_type =
             resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
         if resp.content_length().is_some_and(|n| n > self.max_bytes) {

@@ -323,6 +323,19 @@ server:
         self.sim.requests().iter().filter(|r| r.status == status).count()
     }
 
+    /// A report row with the run's tally and the API figures filled in.
+    pub fn row(&self, id: &'static str, scenario: &'static str, t: &super::common::Tally) -> Row {
+        Row {
+            id,
+            scenario,
+            lost: Some(t.lost),
+            dups: Some(t.dups),
+            max_calls: Some(self.max_calls()),
+            n429: Some(self.count_status(429)),
+            ..Row::default()
+        }
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }
