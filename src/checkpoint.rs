@@ -56,14 +56,21 @@ impl Fingerprints {
         self.by_minute.get(&Self::bucket(ts_ns)).is_some_and(|s| s.contains(&fp))
     }
 
-    /// Whether any fingerprint shares the minute of `ts_ns`.
-    pub fn has_bucket(&self, ts_ns: i64) -> bool {
-        self.by_minute.contains_key(&Self::bucket(ts_ns))
-    }
-
     pub fn insert(&mut self, ts_ns: i64, fp: u64) {
         if self.by_minute.entry(Self::bucket(ts_ns)).or_default().insert(fp) {
             self.len += 1;
+        }
+    }
+
+    /// Adds every fingerprint of `other`.
+    pub fn extend(&mut self, other: Fingerprints) {
+        for (minute, set) in other.by_minute {
+            let mine = self.by_minute.entry(minute).or_default();
+            for fp in set {
+                if mine.insert(fp) {
+                    self.len += 1;
+                }
+            }
         }
     }
 

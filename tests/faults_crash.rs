@@ -214,3 +214,37 @@ async fn s2_token_misconfiguration_is_clear_and_secret_free() {
     .check();
     let _ = Faults::default();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r4_a_second_instance_on_the_same_sources_is_refused() {
+    let Some(w) = World::new(sim(600), false).await else { return };
+    let mut first = w.start(&w.default_config(), &[]);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Same config and state directory, another server port.
+    let other_port = free_port();
+    let text = w
+        .default_config()
+        .replace(&format!("listen: 127.0.0.1:{}", w.port), &format!("listen: 127.0.0.1:{other_port}"));
+    let path = w.dir.path().join("second.yaml");
+    std::fs::write(&path, text).unwrap_or_default();
+    let out = Command::new(sidecar_bin())
+        .args(["run", "--config"])
+        .arg(&path)
+        .env("FORGE_API_TOKEN", TOKEN)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let refused = out.status.code() == Some(1) && err.contains("in use by another forge-otel-sidecar");
+    let t = w.wait_all(Duration::from_secs(30)).await;
+    let first_running = first.proc.is_running();
+    Row {
+        pass: refused && first_running && t.lost == 0 && t.dups == 0,
+        note: format!(
+            "second process on the same state directory: exit {:?}, «state directory … is in use by another forge-otel-sidecar»; the first kept running. Two instances with separate state directories on one app are not prevented: 429s while under budget are logged as another client sharing the app's limit",
+            out.status.code()
+        ),
+        ..w.row("R4", "two instances on one app", &t)
+    }
+    .check();
+    first.proc.terminate(Duration::from_secs(10));
+}

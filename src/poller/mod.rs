@@ -102,6 +102,8 @@ pub struct SourceTask {
     seen_cursors: HashSet<String>,
     /// Times the current window was restarted after a cursor loop.
     loop_restarts: u32,
+    /// Fingerprints of the current window's final stretch (not persisted).
+    window_fps: crate::checkpoint::Fingerprints,
     extra_margin_ms: i64,
     scratch: Vec<u8>,
 }
@@ -127,6 +129,7 @@ impl SourceTask {
             cp,
             seen_cursors: HashSet::new(),
             loop_restarts: 0,
+            window_fps: Default::default(),
             extra_margin_ms: 0,
             scratch: Vec::new(),
         }
@@ -445,7 +448,10 @@ impl SourceTask {
         let stats = page.stats;
         let mut out = Vec::with_capacity(page.records.len());
         let mut new_fps = Vec::with_capacity(page.records.len());
-        let keep_fingerprints = progress.pass == Pass::First && !progress.complete;
+        // The second pass will read this stretch again unless it is final: read
+        // complete and with the second pass caught up to it (then W2 jumps over it).
+        let read_again = !(progress.complete && self.cp.late_watermark_ms >= progress.start_ms);
+        let keep_fingerprints = progress.pass == Pass::First && read_again;
         let (mut received, mut dups, mut outside) = (0u64, 0u64, 0u64);
         for mut r in page.records {
             let ts = r.time_unix_nano as i64;
@@ -458,15 +464,12 @@ impl SourceTask {
             }
             received += 1;
             let bucket = if timed { ts } else { start_ns };
-            // Hashing costs an encoding of the record: skip it where nothing could match or be kept.
-            if keep_fingerprints || self.cp.fingerprints.has_bucket(bucket) {
-                let fp = convert::fingerprint(&mut r, &mut self.scratch);
-                if self.cp.fingerprints.contains(bucket, fp) {
-                    dups += 1;
-                    continue;
-                }
-                new_fps.push((bucket, fp));
+            let fp = convert::fingerprint(&mut r, &mut self.scratch);
+            if self.cp.fingerprints.contains(bucket, fp) || self.window_fps.contains(bucket, fp) {
+                dups += 1;
+                continue;
             }
+            new_fps.push((bucket, fp));
             if let Some(site) = r.attributes.iter().find(|kv| kv.key == "installationContext").and_then(|kv| {
                 match kv.value.as_ref()?.value.as_ref()? {
                     opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s) => Some(s.as_str()),
@@ -502,13 +505,14 @@ impl SourceTask {
             m.in_flight.fetch_sub(n, Ordering::Relaxed);
             pending -= n;
         }
-        // Only a first read of a stretch that is not final is read again (by the
-        // second pass); a final stretch never is, so its fingerprints would
-        // only make every checkpoint of a backfill larger.
-        if keep_fingerprints {
-            for (bucket, fp) in new_fps {
-                self.cp.fingerprints.insert(bucket, fp);
-            }
+        // Only a first read of a stretch that is not final is read again by the
+        // second pass, so only those fingerprints go into the checkpoint; a
+        // final stretch's stay in memory until its window closes, for a window
+        // read again from its first page (cursor loop, bisection), and would
+        // otherwise make every checkpoint of a backfill larger.
+        let store = if keep_fingerprints { &mut self.cp.fingerprints } else { &mut self.window_fps };
+        for (bucket, fp) in new_fps {
+            store.insert(bucket, fp);
         }
         match page.cursor.as_deref() {
             Some(c) => {
@@ -570,6 +574,11 @@ impl SourceTask {
             end_ms: progress.end_ms,
             complete: progress.complete,
         };
+        let window_fps = std::mem::take(&mut self.window_fps);
+        if progress.pass == Pass::First && !progress.complete {
+            // Cut short: the second pass reads it again, so what was delivered must be recognised.
+            self.cp.fingerprints.extend(window_fps);
+        }
         window::advance(&mut self.cp.watermark_ms, &mut self.cp.late_watermark_ms, &win);
         self.cp.current = None;
         self.cp.fingerprints.prune_before(self.cp.late_watermark_ms);
