@@ -38,9 +38,11 @@ async fn e1_collector_down() {
         Some(c) => (c.grpc_port, c.http_port),
         None => return,
     };
-    // The collector goes away.
+    // The collector goes away (stopped, so it flushes what it acknowledged: a
+    // collector killed outright loses its own unexported batch, which no
+    // sender can see).
     if let Some(mut c) = w.collector.take() {
-        c.proc.kill9();
+        c.proc.terminate(Duration::from_secs(10));
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     let frozen = watermark(&w);
