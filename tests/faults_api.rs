@@ -15,14 +15,6 @@ fn sim(history_s: u64) -> SimConfig {
     SimConfig { history: Duration::from_secs(history_s), ..common::fast_sim() }
 }
 
-async fn metric(s: &Sidecar, name: &str) -> f64 {
-    let (_, text) = s.get("/metrics").await;
-    text.lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r1_429_with_retry_after_is_honoured() {
     let Some(w) = World::new(
@@ -106,7 +98,7 @@ async fn r3_t1_fourteen_day_backfill_paced_after_fifteen_days_off() {
     let done_ms = forge_otel_sidecar::timefmt::system_millis(SystemTime::now());
     let calls = w.sim.requests().iter().filter(|r| r.at_ms <= done_ms).count();
     let minimum = (14 * 24) as f64 - 1.0; // one call per hour window, at least
-    let gap = metric(&s, "forge_sidecar_gap_seconds_total").await;
+    let gap = s.metric("forge_sidecar_gap_seconds_total").await;
     let n400 = w.count_status(400);
     let max = w.max_calls();
     let pass3 = t.lost == 0 && t.dups == 0 && max <= 30 && w.count_status(429) == 0;
@@ -157,7 +149,7 @@ async fn r5_h2_server_errors_and_timeouts_with_metrics_under_faults() {
         if prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_string()))).is_err() {
             parse_errors += 1;
         }
-        let r = metric(&s, "forge_sidecar_received_log_records_total").await;
+        let r = s.metric("forge_sidecar_received_log_records_total").await;
         monotonic &= r >= last_received;
         last_received = r;
     }
@@ -173,7 +165,7 @@ async fn r5_h2_server_errors_and_timeouts_with_metrics_under_faults() {
     // Quiesce and check the identity exactly.
     w.sim.set_faults(Faults { p_503: 1.0, ..Faults::default() });
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let m = |n: &'static str| metric(&s, n);
+    let m = |n: &'static str| s.metric(n);
     let gap = m("forge_sidecar_received_log_records_total").await
         - m("forge_sidecar_sent_log_records_total").await
         - m("forge_sidecar_rejected_log_records_total").await
@@ -269,7 +261,7 @@ async fn r8_broken_pages_and_cursor_loops() {
     let Some(w) = World::new(SimConfig { faults, ..sim(1800) }, true).await else { return };
     let mut s = w.start(&w.default_config(), &[]);
     tokio::time::sleep(Duration::from_secs(4)).await;
-    let loops = metric(&s, "forge_sidecar_cursor_loops_total").await;
+    let loops = s.metric("forge_sidecar_cursor_loops_total").await;
     let alive = s.proc.is_running();
     w.sim.set_faults(Faults::default());
     let cleared = Instant::now();
@@ -290,8 +282,8 @@ async fn r9_one_page_always_broken() {
     };
     let mut s = w.start(&w.config("api_token: ${env:FORGE_API_TOKEN}", "  max_page_attempts: 3", "", ""), &[]);
     let t = w.wait_all(Duration::from_secs(90)).await;
-    let abandoned = metric(&s, "forge_sidecar_abandoned_pages_total").await;
-    let gap = metric(&s, "forge_sidecar_gap_seconds_total").await;
+    let abandoned = s.metric("forge_sidecar_abandoned_pages_total").await;
+    let gap = s.metric("forge_sidecar_gap_seconds_total").await;
     // Which records are missing: all within a second of the broken spot.
     let got: std::collections::HashSet<u64> = w.rx.seqs().into_iter().collect();
     let g = w.sim.generator();
@@ -323,7 +315,7 @@ async fn t2_t3_late_and_edge_records() {
         let mut s = w.start(&w.default_config(), &[]);
         tokio::time::sleep(Duration::from_secs(8)).await;
         let t = w.wait_all(Duration::from_secs(60)).await;
-        let dropped = metric(&s, "forge_sidecar_duplicate_log_records_total").await;
+        let dropped = s.metric("forge_sidecar_duplicate_log_records_total").await;
         let pass = t.lost == 0 && t.dups == 0;
         if inclusive {
             Row {

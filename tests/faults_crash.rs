@@ -8,7 +8,7 @@ mod harness;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use forge_otel_sidecar::simulator::{Faults, SimConfig};
+use forge_otel_sidecar::simulator::SimConfig;
 use harness::*;
 
 fn sim(history_s: u64) -> SimConfig {
@@ -212,7 +212,6 @@ async fn s2_token_misconfiguration_is_clear_and_secret_free() {
         ..Row::default()
     }
     .check();
-    let _ = Faults::default();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

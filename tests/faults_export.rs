@@ -16,11 +16,6 @@ fn sim(history_s: u64) -> SimConfig {
     SimConfig { history: Duration::from_secs(history_s), ..common::fast_sim() }
 }
 
-async fn metric(s: &Sidecar, name: &str) -> f64 {
-    let (_, text) = s.get("/metrics").await;
-    text.lines().filter(|l| l.starts_with(name)).filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok()).sum()
-}
-
 fn watermark(w: &World) -> i64 {
     let cp: serde_json::Value = std::fs::read(forge_otel_sidecar::checkpoint::Store::new(&w.state_dir()).path("prod"))
         .ok()
@@ -128,8 +123,8 @@ async fn e3_e4_permanent_rejections_and_partial_success() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     let expected = w.sim.seqs_before(common::settled_cutoff());
     let t = common::wait_for(&w.rx, expected.clone(), Duration::from_secs(5)).await;
-    let dead = metric(&s, "forge_sidecar_dead_lettered_log_records_total").await as usize;
-    let rejected = metric(&s, "forge_sidecar_rejected_log_records_total").await as usize;
+    let dead = s.metric("forge_sidecar_dead_lettered_log_records_total").await as usize;
+    let rejected = s.metric("forge_sidecar_rejected_log_records_total").await as usize;
     let requests = w.rx.requests();
     // Every missing record is in the dead-letter file, and nothing else is.
     let text = std::fs::read_to_string(w.state_dir().join("dead-letter.jsonl")).unwrap_or_default();
@@ -178,7 +173,7 @@ async fn e5_requests_split_below_the_collector_limit() {
     let Some(w) = World::new(cfg, true).await else { return };
     let mut s = w.start(&w.config("api_token: ${env:FORGE_API_TOKEN}", "", "  max_request_bytes: 4MiB", ""), &[]);
     let t = w.wait_all(Duration::from_secs(90)).await;
-    let dead = metric(&s, "forge_sidecar_dead_lettered_log_records_total").await;
+    let dead = s.metric("forge_sidecar_dead_lettered_log_records_total").await;
     let pass = t.lost == 0 && t.dups == 0 && dead == 0.0;
     Row {
         pass,

@@ -139,13 +139,6 @@ impl Budget {
         let window_start = now.checked_sub(self.period).unwrap_or(now);
         inner.calls.iter().filter(|t| **t > window_start).count() < self.limit
     }
-
-    /// Calls taken in the last period.
-    pub fn calls_in_window(&self) -> usize {
-        let inner = lock(&self.inner);
-        let now = Instant::now();
-        inner.calls.iter().filter(|t| now.duration_since(**t) < self.period).count()
-    }
 }
 
 #[cfg(test)]

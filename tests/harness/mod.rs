@@ -207,6 +207,15 @@ impl Sidecar {
         Sidecar { proc, server_port }
     }
 
+    /// A metric's value from /metrics, summed over its label sets.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let (_, text) = self.get("/metrics").await;
+        text.lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     pub async fn get(&self, path: &str) -> (u16, String) {
         let url = format!("http://127.0.0.1:{}{path}", self.server_port);
         forge_otel_sidecar::tls::install_crypto_provider();
