@@ -1,15 +1,17 @@
 //! The hot path, per page of realistic records: Forge JSON → OTLP protobuf
-//! bytes. `parse` is the floor (JSON decoding alone); `pipeline` is what
-//! the poller does per page: parse, convert, fingerprint, split, encode.
+//! bytes, with the parse strategies tried. `pipeline` is what the poller
+//! does per page: decode straight into protobuf, fingerprint, split into
+//! requests. The `parse_*` and `scan_*` entries parse alone (the floor).
 //!
 //! Run: `cargo bench --bench pipeline`
 
+use std::borrow::Cow;
 use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use forge_otel_sidecar::convert::{self, ConvertStats};
+use forge_otel_sidecar::convert::{self, ConvertStats, RequestHead};
 use forge_otel_sidecar::forge::model::Page;
-use forge_otel_sidecar::forge::wire::decode_page;
+use forge_otel_sidecar::forge::wire::{decode_page, scan_page};
 use forge_otel_sidecar::simulator::data::{Generator, Stream, site_id};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
@@ -35,7 +37,56 @@ fn page_json(n: usize) -> Vec<u8> {
     serde_json::to_vec(&Page { app_logs: records, cursor: Some("next".into()) }).unwrap_or_default()
 }
 
-/// The first strategy: serde_json into owned wire types, then conversion.
+/// Borrowed serde_json: strings stay in the page unless they have escapes.
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct BorrowedPage<'a> {
+    #[serde(rename = "appLogs", borrow)]
+    app_logs: Vec<BorrowedRecord<'a>>,
+    #[serde(borrow)]
+    cursor: Option<Cow<'a, str>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct BorrowedRecord<'a> {
+    #[serde(borrow)]
+    time_unix_nano: Option<Cow<'a, str>>,
+    severity_number: Option<i64>,
+    #[serde(borrow)]
+    severity_text: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    body: Option<BorrowedAny<'a>>,
+    #[serde(borrow)]
+    trace_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    span_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    attributes: Vec<BorrowedKv<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+#[allow(dead_code)]
+struct BorrowedKv<'a> {
+    #[serde(borrow)]
+    key: Cow<'a, str>,
+    #[serde(borrow)]
+    value: Option<BorrowedAny<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+#[allow(dead_code)]
+struct BorrowedAny<'a> {
+    #[serde(borrow)]
+    string_value: Option<Cow<'a, str>>,
+    int_value: Option<serde::de::IgnoredAny>,
+    bool_value: Option<bool>,
+}
+
+/// The first strategy: serde_json into owned wire types, conversion into
+/// `LogRecord`s, fingerprint, prost encoding of the requests.
 fn pipeline_via_model(json: &[u8], resource: &Resource, scratch: &mut Vec<u8>) -> usize {
     let page: Page = serde_json::from_slice(json).unwrap_or_default();
     let mut stats = ConvertStats::default();
@@ -49,24 +100,34 @@ fn pipeline_via_model(json: &[u8], resource: &Resource, scratch: &mut Vec<u8>) -
 }
 
 /// What the poller does with one page, up to the bytes on the wire:
-/// decode straight into OTLP records, fingerprint, split, encode.
-fn pipeline(json: &[u8], resource: &Resource, scratch: &mut Vec<u8>) -> usize {
-    let mut page = decode_page(json, 1).unwrap_or_default();
-    for r in &mut page.records {
-        black_box(convert::fingerprint(r, scratch));
+/// decode straight into protobuf records, fingerprint, wrap into requests.
+fn pipeline(json: &[u8], head: &RequestHead) -> usize {
+    let page = decode_page(json, 1).unwrap_or_default();
+    let mut out = Vec::with_capacity(page.records.len());
+    for r in page.records.iter() {
+        black_box(r.fingerprint());
+        out.push(r.encoded);
     }
-    convert::requests(resource, page.records, 4 << 20).iter().map(|r| r.encode_to_vec().len()).sum()
+    convert::batches(head, out, 4 << 20).iter().map(|b| b.bytes().len()).sum()
 }
 
 fn bench(c: &mut Criterion) {
     let resource = Resource::default();
+    let head = RequestHead::new(&resource);
     for n in [100usize, 1_000, 10_000] {
         let json = page_json(n);
         let mut g = c.benchmark_group(format!("page_{n}"));
         g.sample_size(if n >= 10_000 { 10 } else { 30 });
         g.throughput(Throughput::Elements(n as u64));
-        g.bench_function("decode_direct", |b| {
-            b.iter(|| black_box(decode_page(black_box(&json), 1).map(|p| p.records.len())))
+        g.bench_function("scan_syntax", |b| b.iter(|| black_box(scan_page(black_box(&json)).is_ok())));
+        g.bench_function("parse_simd_json", |b| {
+            b.iter(|| {
+                let mut copy = black_box(&json).clone();
+                black_box(simd_json::to_borrowed_value(&mut copy).is_ok())
+            })
+        });
+        g.bench_function("parse_borrowed", |b| {
+            b.iter(|| black_box(serde_json::from_slice::<BorrowedPage>(black_box(&json)).map(|p| p.app_logs.len())))
         });
         g.bench_function("parse_model", |b| {
             b.iter(|| black_box(serde_json::from_slice::<Page>(black_box(&json)).map(|p| p.app_logs.len())))
@@ -74,15 +135,16 @@ fn bench(c: &mut Criterion) {
         g.bench_function("parse_value", |b| {
             b.iter(|| black_box(serde_json::from_slice::<serde_json::Value>(black_box(&json)).is_ok()))
         });
+        g.bench_function("decode_page", |b| {
+            b.iter(|| black_box(decode_page(black_box(&json), 1).map(|p| p.records.len())))
+        });
         let mut scratch = Vec::new();
         g.bench_function("pipeline_via_model", |b| {
             b.iter(|| black_box(pipeline_via_model(black_box(&json), &resource, &mut scratch)))
         });
-        g.bench_function("pipeline", |b| b.iter(|| black_box(pipeline(black_box(&json), &resource, &mut scratch))));
+        g.bench_function("pipeline", |b| b.iter(|| black_box(pipeline(black_box(&json), &head))));
         g.throughput(Throughput::Bytes(json.len() as u64));
-        g.bench_function("pipeline_bytes", |b| {
-            b.iter(|| black_box(pipeline(black_box(&json), &resource, &mut scratch)))
-        });
+        g.bench_function("pipeline_bytes", |b| b.iter(|| black_box(pipeline(black_box(&json), &head))));
         g.finish();
     }
 }

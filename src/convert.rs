@@ -7,6 +7,7 @@
 //! original number is kept as `forge.severity_number`.
 
 use base64::Engine;
+use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList, any_value::Value,
@@ -66,22 +67,14 @@ pub fn scope() -> InstrumentationScope {
 
 /// OpenTelemetry severity from the record's text, else its number.
 pub fn severity(text: Option<&str>, number: Option<i64>) -> i32 {
-    if let Some(t) = text {
-        let up = t.trim().to_ascii_uppercase();
-        let (name, step) = match up.as_bytes().last() {
-            Some(d @ b'2'..=b'4') => (&up[..up.len() - 1], i32::from(d - b'1')),
-            _ => (up.as_str(), 0),
+    const NAMES: [(&str, i32); 7] =
+        [("TRACE", 1), ("DEBUG", 5), ("INFO", 9), ("WARN", 13), ("WARNING", 13), ("ERROR", 17), ("FATAL", 21)];
+    if let Some(t) = text.map(str::trim) {
+        let (name, step) = match t.as_bytes().last() {
+            Some(d @ b'2'..=b'4') => (t.get(..t.len() - 1).unwrap_or(t), i32::from(d - b'1')),
+            _ => (t, 0),
         };
-        let base = match name {
-            "TRACE" => 1,
-            "DEBUG" => 5,
-            "INFO" => 9,
-            "WARN" | "WARNING" => 13,
-            "ERROR" => 17,
-            "FATAL" => 21,
-            _ => 0,
-        };
-        if base > 0 {
+        if let Some((_, base)) = NAMES.iter().find(|(n, _)| name.eq_ignore_ascii_case(n)) {
             return base + step;
         }
     }
@@ -97,14 +90,24 @@ pub fn severity(text: Option<&str>, number: Option<i64>) -> i32 {
     }
 }
 
-/// Hex → bytes of the expected length; `None` when malformed.
-fn hex_id(s: &str, len: usize) -> Option<Vec<u8>> {
+/// Hex → exactly `out.len()` bytes; `false` when malformed.
+pub fn hex_into(s: &str, out: &mut [u8]) -> bool {
     let b = s.trim().as_bytes();
-    if b.len() != len * 2 {
-        return None;
+    if b.len() != out.len() * 2 {
+        return false;
     }
     let digit = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
-    b.chunks_exact(2).map(|p| Some(digit(p[0])? << 4 | digit(p[1])?)).collect()
+    for (o, pair) in out.iter_mut().zip(b.chunks_exact(2)) {
+        let (Some(hi), Some(lo)) = (digit(pair[0]), digit(pair[1])) else { return false };
+        *o = hi << 4 | lo;
+    }
+    true
+}
+
+/// Hex → bytes of the expected length; `None` when malformed.
+fn hex_id(s: &str, len: usize) -> Option<Vec<u8>> {
+    let mut out = vec![0; len];
+    hex_into(s, &mut out).then_some(out)
 }
 
 /// A Forge AnyValue as an OTLP AnyValue, keeping every kind.
@@ -242,6 +245,111 @@ pub fn requests(resource: &Resource, records: Vec<LogRecord>, max_bytes: usize) 
     }
     if !batch.is_empty() {
         out.push(wrap(batch));
+    }
+    out
+}
+
+/// One export request, encoded: what the exporters send and retry.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    bytes: Bytes,
+    records: u64,
+}
+
+impl Batch {
+    /// The `ExportLogsServiceRequest` as protobuf bytes.
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    /// Number of log records in the request.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// The request as a message, for the exporters that write something
+    /// other than protobuf (OTLP/JSON, stdout, the dead-letter file).
+    pub fn request(&self) -> Result<ExportLogsServiceRequest, prost::DecodeError> {
+        use prost::Message;
+        ExportLogsServiceRequest::decode(self.bytes.as_ref())
+    }
+}
+
+impl From<&ExportLogsServiceRequest> for Batch {
+    fn from(req: &ExportLogsServiceRequest) -> Self {
+        use prost::Message;
+        Batch { bytes: Bytes::from(req.encode_to_vec()), records: record_count(req) as u64 }
+    }
+}
+
+/// What every request of a source starts with: its resource and the
+/// scope, encoded once.
+#[derive(Debug, Clone)]
+pub struct RequestHead {
+    resource: Vec<u8>,
+    scope: Vec<u8>,
+}
+
+impl RequestHead {
+    pub fn new(resource: &Resource) -> Self {
+        use prost::Message;
+        RequestHead { resource: resource.encode_to_vec(), scope: scope().encode_to_vec() }
+    }
+}
+
+/// Bytes of a length-delimited field holding `len` bytes.
+fn field_len(len: usize) -> usize {
+    1 + prost::length_delimiter_len(len) + len
+}
+
+fn put_field(out: &mut Vec<u8>, tag: u8, len: usize) {
+    out.push(tag);
+    let mut v = len as u64;
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// Wraps encoded records (each a `LogRecord` message) into export requests
+/// of at most `max_bytes` each: the bytes prost would write for
+/// [`requests`], without building the messages. A single record larger
+/// than the limit travels alone.
+pub fn batches<'a>(head: &RequestHead, records: impl IntoIterator<Item = &'a [u8]>, max_bytes: usize) -> Vec<Batch> {
+    // The same accounting as `requests`: an empty request plus slack.
+    let overhead = field_len(field_len(head.resource.len()) + field_len(field_len(head.scope.len()))) + 16;
+    let mut out = Vec::new();
+    let mut group: Vec<&[u8]> = Vec::new();
+    let mut size = overhead;
+    let mut flush = |group: &mut Vec<&[u8]>| {
+        let scope_logs = field_len(head.scope.len()) + group.iter().map(|r| field_len(r.len())).sum::<usize>();
+        let resource_logs = field_len(head.resource.len()) + field_len(scope_logs);
+        let mut buf = Vec::with_capacity(field_len(resource_logs));
+        put_field(&mut buf, 0x0a, resource_logs);
+        put_field(&mut buf, 0x0a, head.resource.len());
+        buf.extend_from_slice(&head.resource);
+        put_field(&mut buf, 0x12, scope_logs);
+        put_field(&mut buf, 0x0a, head.scope.len());
+        buf.extend_from_slice(&head.scope);
+        for r in group.iter() {
+            put_field(&mut buf, 0x12, r.len());
+            buf.extend_from_slice(r);
+        }
+        out.push(Batch { bytes: Bytes::from(buf), records: group.len() as u64 });
+        group.clear();
+    };
+    for r in records {
+        let framed = field_len(r.len());
+        if !group.is_empty() && size + framed > max_bytes {
+            flush(&mut group);
+            size = overhead;
+        }
+        size += framed;
+        group.push(r);
+    }
+    if !group.is_empty() {
+        flush(&mut group);
     }
     out
 }

@@ -133,18 +133,26 @@ impl SourceMetrics {
 
     /// Notes a record of `site` at `ts_ms` (record time).
     pub fn site_seen(&self, site: &str, ts_ms: i64) {
+        self.sites_seen([(site, ts_ms)]);
+    }
+
+    /// [`Self::site_seen`] for each record of a page, in order, under one lock.
+    pub fn sites_seen<'a>(&self, records: impl IntoIterator<Item = (&'a str, i64)>) {
         let mut sites = lock(&self.sites);
-        // The hot path: look up without allocating a key; allocate only for a new site.
-        if !sites.contains_key(site) {
-            sites.insert(site.to_string(), SiteSeen::default());
+        for (site, ts_ms) in records {
+            // The hot path: look up without allocating a key; allocate only for a new site.
+            if !sites.contains_key(site) {
+                sites.insert(site.to_string(), SiteSeen::default());
+            }
+            let Some(seen) = sites.get_mut(site) else { continue };
+            if seen.records > 0 && ts_ms > seen.last_record_ms {
+                let gap = (ts_ms - seen.last_record_ms) as f64;
+                seen.typical_gap_ms =
+                    if seen.typical_gap_ms == 0.0 { gap } else { 0.9 * seen.typical_gap_ms + 0.1 * gap };
+            }
+            seen.last_record_ms = seen.last_record_ms.max(ts_ms);
+            seen.records += 1;
         }
-        let Some(seen) = sites.get_mut(site) else { return };
-        if seen.records > 0 && ts_ms > seen.last_record_ms {
-            let gap = (ts_ms - seen.last_record_ms) as f64;
-            seen.typical_gap_ms = if seen.typical_gap_ms == 0.0 { gap } else { 0.9 * seen.typical_gap_ms + 0.1 * gap };
-        }
-        seen.last_record_ms = seen.last_record_ms.max(ts_ms);
-        seen.records += 1;
     }
 }
 

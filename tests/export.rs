@@ -5,13 +5,14 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use forge_otel_sidecar::config::{Compression, ExporterConfig, Protocol, RetryConfig, TlsConfig};
-use forge_otel_sidecar::convert;
+use forge_otel_sidecar::convert::{self, Batch, RequestHead};
 use forge_otel_sidecar::export::{DeadLetter, Delivered, Exporter, Transport};
 use forge_otel_sidecar::forge::model;
 use forge_otel_sidecar::metrics::SourceMetrics;
 use forge_otel_sidecar::testkit::receiver::{Failure, Receiver};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
 use tokio_util::sync::CancellationToken;
 
 fn exporter_config(protocol: Protocol, endpoint: String, compression: Compression) -> ExporterConfig {
@@ -54,9 +55,9 @@ fn records(n: u64) -> Vec<opentelemetry_proto::tonic::logs::v1::LogRecord> {
         .collect()
 }
 
-fn request(n: u64) -> ExportLogsServiceRequest {
+fn request(n: u64) -> Batch {
     let mut reqs = convert::requests(&Resource::default(), records(n), 64 << 20);
-    reqs.pop().unwrap_or_default()
+    Batch::from(&reqs.pop().unwrap_or_default())
 }
 
 struct Setup {
@@ -76,7 +77,7 @@ fn setup(cfg: &ExporterConfig) -> Setup {
     }
 }
 
-async fn deliver(s: &Setup, req: &ExportLogsServiceRequest) -> Delivered {
+async fn deliver(s: &Setup, req: &Batch) -> Delivered {
     let r =
         tokio::time::timeout(Duration::from_secs(30), s.exporter.deliver(req, &s.metrics, &CancellationToken::new()))
             .await;
@@ -184,7 +185,7 @@ async fn permanent_rejection_is_dead_lettered_and_counted() {
         assert_eq!(line["records"], 7);
         assert_eq!(line["source"], "src");
         let back: ExportLogsServiceRequest = serde_json::from_value(line["request"].clone()).unwrap_or_default();
-        assert_eq!(back, request(7), "the dead letter holds the whole request");
+        assert_eq!(back, request(7).request().unwrap_or_default(), "the dead letter holds the whole request");
     }
     rx.stop().await;
 }
@@ -227,7 +228,9 @@ async fn partial_success_is_counted_not_retried() {
 async fn oversized_batches_are_split_below_the_limit() {
     let rx = Receiver::start().await.unwrap_or_else(|e| panic!("{e}"));
     let max = 16 * 1024;
-    let reqs = convert::requests(&Resource::default(), records(500), max);
+    let encoded: Vec<Vec<u8>> = records(500).iter().map(Message::encode_to_vec).collect();
+    let head = RequestHead::new(&Resource::default());
+    let reqs = convert::batches(&head, encoded.iter().map(Vec::as_slice), max);
     assert!(reqs.len() > 5);
     let s = setup(&exporter_config(Protocol::Grpc, rx.grpc_endpoint(), Compression::None));
     for r in &reqs {

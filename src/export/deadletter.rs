@@ -11,8 +11,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use base64::Engine;
 
+use crate::convert::Batch;
 use crate::metrics::lock;
 
 #[derive(Debug, thiserror::Error)]
@@ -41,19 +42,20 @@ impl DeadLetter {
     }
 
     /// Appends one rejected request. Returns once the line is on disk.
-    pub fn write(
-        &self,
-        source: &str,
-        reason: &str,
-        now_ms: i64,
-        req: &ExportLogsServiceRequest,
-    ) -> Result<(), DeadLetterError> {
+    pub fn write(&self, source: &str, reason: &str, now_ms: i64, batch: &Batch) -> Result<(), DeadLetterError> {
+        // The request as OTLP/JSON; should the bytes not decode, they are kept as they are.
+        let request = match batch.request() {
+            Ok(req) => serde_json::to_value(req)?,
+            Err(_) => serde_json::json!({
+                "protobufBase64": base64::engine::general_purpose::STANDARD.encode(batch.bytes()),
+            }),
+        };
         let line = serde_json::json!({
             "time": crate::timefmt::format_millis(now_ms),
             "source": source,
             "reason": reason,
-            "records": crate::convert::record_count(req),
-            "request": req,
+            "records": batch.records(),
+            "request": request,
         });
         let mut text = serde_json::to_string(&line)?;
         text.push('\n');

@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes};
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use prost::Message;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::codegen::http::uri::PathAndQuery;
@@ -17,6 +17,7 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 use super::retry::{Verdict, classify_grpc, grpc_retry_info};
 use super::{SendError, SetupError};
 use crate::config::{Compression, ExporterConfig};
+use crate::convert::Batch;
 
 /// The OTLP logs Export method.
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
@@ -110,8 +111,8 @@ impl GrpcTransport {
     }
 
     /// Sends one request; `Ok(rejected)` when the server accepted it.
-    pub async fn send(&self, req: &ExportLogsServiceRequest) -> Result<(u64, String), SendError> {
-        let mut request = tonic::Request::new(Bytes::from(req.encode_to_vec()));
+    pub async fn send(&self, batch: &Batch) -> Result<(u64, String), SendError> {
+        let mut request = tonic::Request::new(batch.bytes().clone());
         *request.metadata_mut() = self.metadata.clone();
         request.set_timeout(self.timeout);
         let mut client = self.client.clone();

@@ -2,13 +2,15 @@
 
 use std::io::Write;
 
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use bytes::Bytes;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use prost::Message;
 use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
 use super::retry::{Verdict, classify_http, retry_after_header};
 use super::{SendError, SetupError};
 use crate::config::{Compression, ExporterConfig, Protocol};
+use crate::convert::Batch;
 
 pub struct HttpTransport {
     client: reqwest::Client,
@@ -57,11 +59,15 @@ impl HttpTransport {
         })
     }
 
-    fn encode(&self, req: &ExportLogsServiceRequest) -> Result<Vec<u8>, SendError> {
+    fn encode(&self, batch: &Batch) -> Result<Bytes, SendError> {
         let raw = if self.json {
-            serde_json::to_vec(req).map_err(|e| SendError { verdict: Verdict::Permanent, message: e.to_string() })?
+            let req = super::decode(batch)?;
+            Bytes::from(
+                serde_json::to_vec(&req)
+                    .map_err(|e| SendError { verdict: Verdict::Permanent, message: e.to_string() })?,
+            )
         } else {
-            req.encode_to_vec()
+            batch.bytes().clone()
         };
         let io = |e: std::io::Error| SendError { verdict: Verdict::Permanent, message: format!("compression: {e}") };
         Ok(match self.compression {
@@ -69,14 +75,14 @@ impl HttpTransport {
             Compression::Gzip => {
                 let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                 enc.write_all(&raw).map_err(io)?;
-                enc.finish().map_err(io)?
+                Bytes::from(enc.finish().map_err(io)?)
             }
-            Compression::Zstd => zstd::bulk::compress(&raw, 3).map_err(io)?,
+            Compression::Zstd => Bytes::from(zstd::bulk::compress(&raw, 3).map_err(io)?),
         })
     }
 
-    pub async fn send(&self, req: &ExportLogsServiceRequest) -> Result<(u64, String), SendError> {
-        let body = self.encode(req)?;
+    pub async fn send(&self, batch: &Batch) -> Result<(u64, String), SendError> {
+        let body = self.encode(batch)?;
         let mut r = self
             .client
             .post(&self.url)

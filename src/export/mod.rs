@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::config::{ExporterConfig, Protocol, RetryConfig};
-use crate::convert::record_count;
+use crate::convert::Batch;
 use crate::metrics::{LastError, SourceMetrics};
 use crate::timefmt::system_millis;
 pub use deadletter::{DeadLetter, DeadLetterError};
@@ -65,19 +65,26 @@ impl Transport {
     }
 
     /// One attempt: `Ok((rejected, message))` when the backend accepted.
-    pub async fn send(&self, req: &ExportLogsServiceRequest) -> Result<(u64, String), SendError> {
+    pub async fn send(&self, batch: &Batch) -> Result<(u64, String), SendError> {
         match self {
-            Transport::Grpc(t) => t.send(req).await,
-            Transport::Http(t) => t.send(req).await,
-            Transport::Stdout => stdout::send(req),
-            Transport::Sink(s) => s.send(req),
+            Transport::Grpc(t) => t.send(batch).await,
+            Transport::Http(t) => t.send(batch).await,
+            Transport::Stdout => stdout::send(&decode(batch)?),
+            Transport::Sink(s) => s.send(&decode(batch)?),
             Transport::Tee(first, second) => {
-                let answer = Box::pin(first.send(req)).await?;
-                let _ = second.send(req);
+                let answer = Box::pin(first.send(batch)).await?;
+                let _ = second.send(&decode(batch)?);
                 Ok(answer)
             }
         }
     }
+}
+
+/// The request as a message, for the exporters that do not send protobuf.
+pub(crate) fn decode(batch: &Batch) -> Result<ExportLogsServiceRequest, SendError> {
+    batch
+        .request()
+        .map_err(|e| SendError { verdict: Verdict::Permanent, message: format!("cannot decode the request: {e}") })
 }
 
 /// How a request ended.
@@ -112,20 +119,20 @@ impl Exporter {
         self.dead_letter.path()
     }
 
-    /// Sends `req` until the backend answers for good. Cancellation only
+    /// Sends `batch` until the backend answers for good. Cancellation only
     /// interrupts the waits between attempts, never a request in flight.
     pub async fn deliver(
         &self,
-        req: &ExportLogsServiceRequest,
+        batch: &Batch,
         metrics: &SourceMetrics,
         cancel: &CancellationToken,
     ) -> Result<Delivered, DeliverError> {
-        let records = record_count(req) as u64;
+        let records = batch.records();
         let started = Instant::now();
         let mut backoff = Backoff::new(self.retry.initial_backoff, self.retry.max_backoff);
         loop {
             let t = Instant::now();
-            let result = self.transport.send(req).await;
+            let result = self.transport.send(batch).await;
             SourceMetrics::add(&metrics.export_requests, 1);
             SourceMetrics::add(&metrics.export_micros_sum, t.elapsed().as_micros() as u64);
             let now_ms = system_millis(SystemTime::now());
@@ -163,7 +170,7 @@ impl Exporter {
                     err.message
                 };
                 tracing::error!(source = %metrics.source, records, reason = %reason, file = %self.dead_letter.path().display(), "collector rejected records for good; writing them to the dead-letter file");
-                self.dead_letter.write(&metrics.source, &reason, now_ms, req)?;
+                self.dead_letter.write(&metrics.source, &reason, now_ms, batch)?;
                 SourceMetrics::add(&metrics.dead_lettered, records);
                 return Ok(Delivered::DeadLettered { records, reason });
             };

@@ -4,6 +4,8 @@
 //! decimal string (a number is accepted too), hex `traceId`/`spanId`,
 //! AnyValue objects for the body and attribute values.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 
 /// One page of `GET /v1/app/logs/{appId}`.
@@ -83,30 +85,68 @@ impl<'de> Deserialize<'de> for NumOrStr {
 }
 
 impl NumOrStr {
+    /// The same value, borrowed.
+    pub fn as_num(&self) -> Num<'_> {
+        match self {
+            NumOrStr::Int(i) => Num::Int(*i),
+            NumOrStr::Uint(u) => Num::Uint(*u),
+            NumOrStr::Float(f) => Num::Float(*f),
+            NumOrStr::Str(s) => Num::Str(Cow::Borrowed(s)),
+        }
+    }
+
+    pub fn as_i64(&self) -> Option<i64> {
+        self.as_num().as_i64()
+    }
+
+    pub fn as_u64(&self) -> Option<u64> {
+        self.as_num().as_u64()
+    }
+
+    pub fn as_f64(&self) -> Option<f64> {
+        self.as_num().as_f64()
+    }
+
+    /// The value as written, for attributes that keep a raw value.
+    pub fn raw(&self) -> String {
+        self.as_num().raw()
+    }
+}
+
+/// A number as a JSON number or a decimal string, borrowed from the page.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Num<'a> {
+    Int(i64),
+    Uint(u64),
+    Float(f64),
+    Str(Cow<'a, str>),
+}
+
+impl Num<'_> {
     pub fn as_i64(&self) -> Option<i64> {
         match self {
-            NumOrStr::Int(i) => Some(*i),
-            NumOrStr::Uint(u) => i64::try_from(*u).ok(),
-            NumOrStr::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e18 => Some(*f as i64),
-            NumOrStr::Float(_) => None,
-            NumOrStr::Str(s) => s.trim().parse().ok(),
+            Num::Int(i) => Some(*i),
+            Num::Uint(u) => i64::try_from(*u).ok(),
+            Num::Float(f) if f.fract() == 0.0 && f.abs() < 9.0e18 => Some(*f as i64),
+            Num::Float(_) => None,
+            Num::Str(s) => s.trim().parse().ok(),
         }
     }
 
     pub fn as_u64(&self) -> Option<u64> {
         match self {
-            NumOrStr::Uint(u) => Some(*u),
-            NumOrStr::Str(s) => s.trim().parse().ok(),
+            Num::Uint(u) => Some(*u),
+            Num::Str(s) => s.trim().parse().ok(),
             other => other.as_i64().and_then(|i| u64::try_from(i).ok()),
         }
     }
 
     pub fn as_f64(&self) -> Option<f64> {
         match self {
-            NumOrStr::Int(i) => Some(*i as f64),
-            NumOrStr::Uint(u) => Some(*u as f64),
-            NumOrStr::Float(f) => Some(*f),
-            NumOrStr::Str(s) => match s.trim() {
+            Num::Int(i) => Some(*i as f64),
+            Num::Uint(u) => Some(*u as f64),
+            Num::Float(f) => Some(*f),
+            Num::Str(s) => match s.trim() {
                 "NaN" => Some(f64::NAN),
                 "Infinity" => Some(f64::INFINITY),
                 "-Infinity" => Some(f64::NEG_INFINITY),
@@ -118,10 +158,10 @@ impl NumOrStr {
     /// The value as written, for attributes that keep a raw value.
     pub fn raw(&self) -> String {
         match self {
-            NumOrStr::Int(i) => i.to_string(),
-            NumOrStr::Uint(u) => u.to_string(),
-            NumOrStr::Float(f) => f.to_string(),
-            NumOrStr::Str(s) => s.clone(),
+            Num::Int(i) => i.to_string(),
+            Num::Uint(u) => u.to_string(),
+            Num::Float(f) => f.to_string(),
+            Num::Str(s) => s.to_string(),
         }
     }
 }

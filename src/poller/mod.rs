@@ -15,13 +15,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
 use crate::checkpoint::{Checkpoint, Loaded, Progress, Store};
 use crate::config::{API_RETENTION, MAX_WINDOW, PollConfig, SourceConfig};
-use crate::convert;
+use crate::convert::{self, RequestHead};
 use crate::export::{DeliverError, Exporter};
 use crate::forge::client::{ForgeClient, ForgeError, Query};
 use crate::forge::wire::Decoded;
@@ -94,7 +93,7 @@ pub struct SourceTask {
     source: SourceConfig,
     groups: Vec<Vec<String>>,
     query_key: String,
-    resource: Resource,
+    head: RequestHead,
     budget: Arc<Budget>,
     metrics: Arc<SourceMetrics>,
     shared: Arc<Shared>,
@@ -105,7 +104,6 @@ pub struct SourceTask {
     /// Fingerprints of the current window's final stretch (not persisted).
     window_fps: crate::checkpoint::Fingerprints,
     extra_margin_ms: i64,
-    scratch: Vec<u8>,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -116,13 +114,13 @@ impl SourceTask {
     pub fn new(source: SourceConfig, budget: Arc<Budget>, metrics: Arc<SourceMetrics>, shared: Arc<Shared>) -> Self {
         let query_key = source.query_key();
         let groups = source.site_groups();
-        let resource = convert::source_resource(&source);
+        let head = RequestHead::new(&convert::source_resource(&source));
         let cp = Checkpoint::fresh(&source.name, &query_key, 0);
         Self {
             source,
             groups,
             query_key,
-            resource,
+            head,
             budget,
             metrics,
             shared,
@@ -131,7 +129,6 @@ impl SourceTask {
             loop_restarts: 0,
             window_fps: Default::default(),
             extra_margin_ms: 0,
-            scratch: Vec::new(),
         }
     }
 
@@ -448,12 +445,13 @@ impl SourceTask {
         let stats = page.stats;
         let mut out = Vec::with_capacity(page.records.len());
         let mut new_fps = Vec::with_capacity(page.records.len());
+        let mut sites = Vec::new();
         // The second pass will read this stretch again unless it is final: read
         // complete and with the second pass caught up to it (then W2 jumps over it).
         let read_again = !(progress.complete && self.cp.late_watermark_ms >= progress.start_ms);
         let keep_fingerprints = progress.pass == Pass::First && read_again;
         let (mut received, mut dups, mut outside) = (0u64, 0u64, 0u64);
-        for mut r in page.records {
+        for r in page.records.iter() {
             let ts = r.time_unix_nano as i64;
             // Records without a usable time (absent or unparsable) stay in the window that returned them.
             let timed = r.time_unix_nano > 0;
@@ -464,22 +462,18 @@ impl SourceTask {
             }
             received += 1;
             let bucket = if timed { ts } else { start_ns };
-            let fp = convert::fingerprint(&mut r, &mut self.scratch);
+            let fp = r.fingerprint();
             if self.cp.fingerprints.contains(bucket, fp) || self.window_fps.contains(bucket, fp) {
                 dups += 1;
                 continue;
             }
             new_fps.push((bucket, fp));
-            if let Some(site) = r.attributes.iter().find(|kv| kv.key == "installationContext").and_then(|kv| {
-                match kv.value.as_ref()?.value.as_ref()? {
-                    opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s) => Some(s.as_str()),
-                    _ => None,
-                }
-            }) {
-                self.metrics.site_seen(site, ts / 1_000_000);
+            if let Some(site) = r.site() {
+                sites.push((site, ts / 1_000_000));
             }
-            out.push(r);
+            out.push(r.encoded);
         }
+        self.metrics.sites_seen(sites);
         let m = &self.metrics;
         SourceMetrics::add(&m.pages, 1);
         SourceMetrics::add(&m.received, received);
@@ -489,9 +483,9 @@ impl SourceTask {
         SourceMetrics::add(&m.bad_ids, stats.bad_ids);
         let mut pending = out.len() as u64;
         SourceMetrics::add(&m.in_flight, pending);
-        for req in convert::requests(&self.resource, out, self.shared.max_request_bytes) {
-            let n = convert::record_count(&req) as u64;
-            let result = self.shared.exporter.deliver(&req, m, cancel).await;
+        for batch in convert::batches(&self.head, out, self.shared.max_request_bytes) {
+            let n = batch.records();
+            let result = self.shared.exporter.deliver(&batch, m, cancel).await;
             if let Err(e) = result {
                 // Not delivered: these records will be fetched again, so they
                 // leave the books as if never received.
