@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::Engine;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 
-use super::wire::{Decoded, decode_page};
+use super::wire::{Decoded, PageBuffers};
 use crate::config::{ForgeConfig, TokenSource};
 use crate::export::http::error_chain;
 use crate::export::retry::retry_after_header;
@@ -119,7 +119,13 @@ impl ForgeClient {
     }
 
     /// Fetches one page, decoded into OTLP records observed at `observed_ns`.
-    pub async fn fetch(&self, q: &Query<'_>, observed_ns: u64) -> Result<Decoded, ForgeError> {
+    /// `buffers` hold the body and the records (reused across pages).
+    pub async fn fetch(
+        &self,
+        q: &Query<'_>,
+        observed_ns: u64,
+        buffers: &mut PageBuffers,
+    ) -> Result<Decoded, ForgeError> {
         let token = self.token.read().map_err(|e| ForgeError::Token(e.to_string()))?;
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.email, token.expose()));
         let mut auth = reqwest::header::HeaderValue::from_str(&format!("Basic {basic}"))
@@ -140,9 +146,10 @@ impl ForgeClient {
         if resp.content_length().is_some_and(|n| n > self.max_bytes) {
             return Err(ForgeError::TooLarge { limit: self.max_bytes });
         }
-        let body = self.read_capped(resp).await?;
+        let body = &mut buffers.body;
+        self.read_capped(resp, body).await?;
         if status != 200 {
-            let message = error_message(&body);
+            let message = error_message(body);
             return Err(match status {
                 429 => ForgeError::RateLimited { retry_after },
                 401 | 403 => ForgeError::Auth { status, message },
@@ -154,12 +161,13 @@ impl ForgeClient {
         if !content_type.is_empty() && !content_type.contains("json") {
             return Err(ForgeError::Malformed(format!("expected JSON, got {content_type}")));
         }
-        decode_page(&body, observed_ns).map_err(|e| ForgeError::Malformed(e.to_string()))
+        buffers.decode(observed_ns).map_err(|e| ForgeError::Malformed(e.to_string()))
     }
 
-    async fn read_capped(&self, mut resp: reqwest::Response) -> Result<Vec<u8>, ForgeError> {
+    async fn read_capped(&self, mut resp: reqwest::Response, body: &mut Vec<u8>) -> Result<(), ForgeError> {
         // Sized up front when the length is known (already checked against the cap).
-        let mut body = Vec::with_capacity(resp.content_length().unwrap_or(0) as usize);
+        body.clear();
+        body.reserve(resp.content_length().unwrap_or(0) as usize);
         loop {
             match resp.chunk().await {
                 Ok(Some(chunk)) => {
@@ -168,7 +176,7 @@ impl ForgeClient {
                     }
                     body.extend_from_slice(&chunk);
                 }
-                Ok(None) => return Ok(body),
+                Ok(None) => return Ok(()),
                 Err(e) => return Err(ForgeError::Transport(format!("reading the answer: {}", error_chain(&e)))),
             }
         }

@@ -44,6 +44,35 @@ const ANY_KVLIST: u8 = 0x32;
 const ANY_BYTES: u8 = 0x3a;
 const LIST_VALUE: u8 = 0x0a;
 
+/// The first `"`, `\\` or control character (which JSON forbids in
+/// strings) in `s`: eight bytes per step, then byte by byte.
+fn find_stop(s: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // A byte is flagged when it is zero after the xor, or below 0x20; the
+    // lowest flagged byte is always a true match (carries only run upwards).
+    let zero = |v: u64| v.wrapping_sub(ONES) & !v;
+    let mut chunks = s.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let Ok(bytes) = <[u8; 8]>::try_from(chunk) else { break };
+        let w = u64::from_le_bytes(bytes);
+        let hit =
+            (zero(w ^ (ONES * u64::from(b'"'))) | zero(w ^ (ONES * u64::from(b'\\'))) | zero_below_0x20(w)) & HIGH;
+        if hit != 0 {
+            return Some(at + (hit.trailing_zeros() / 8) as usize);
+        }
+        at += 8;
+    }
+    let tail = chunks.remainder();
+    tail.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).map(|n| at + n)
+}
+
+/// Flags (high bit) the bytes of `w` below 0x20, as `find_stop` needs.
+fn zero_below_0x20(w: u64) -> u64 {
+    w.wrapping_sub(0x2020_2020_2020_2020) & !w
+}
+
 /// The attribute whose string value names the record's site.
 const SITE_KEY: &str = "installationContext";
 
@@ -131,8 +160,46 @@ impl Records {
     }
 }
 
+/// Largest buffer kept for the next page; a rare huge page is not held on to.
+const MAX_KEPT: usize = 16 << 20;
+
+/// A poller's buffers, reused from page to page so that a backfill's
+/// pages of similar size cost no fresh memory (and no page faults).
+#[derive(Debug, Default)]
+pub struct PageBuffers {
+    /// The body of the last answer.
+    pub body: Vec<u8>,
+    records: Vec<u8>,
+}
+
+impl PageBuffers {
+    /// Decodes `body` into records held in the reused buffer.
+    pub fn decode(&mut self, observed_ns: u64) -> Result<Decoded, WireError> {
+        let out = std::mem::take(&mut self.records);
+        let page = decode_page_into(&self.body, observed_ns, out);
+        if self.body.capacity() > MAX_KEPT {
+            self.body = Vec::new();
+        }
+        page
+    }
+
+    /// Takes back a page's record buffer once the page is delivered.
+    pub fn recycle(&mut self, records: Records) {
+        let mut buf = records.buf;
+        if buf.capacity() <= MAX_KEPT {
+            buf.clear();
+            self.records = buf;
+        }
+    }
+}
+
 /// Decodes a page's JSON into OTLP records observed at `observed_ns`.
 pub fn decode_page(bytes: &[u8], observed_ns: u64) -> Result<Decoded, WireError> {
+    decode_page_into(bytes, observed_ns, Vec::new())
+}
+
+/// [`decode_page`] writing into `buf` (cleared first).
+fn decode_page_into(bytes: &[u8], observed_ns: u64, mut buf: Vec<u8>) -> Result<Decoded, WireError> {
     let text = std::str::from_utf8(bytes).map_err(|e| WireError { what: "not UTF-8".into(), at: e.valid_up_to() })?;
     let mut p = Parser { s: text, b: bytes, i: 0, depth: 0 };
     let mut stats = ConvertStats::default();
@@ -146,7 +213,9 @@ pub fn decode_page(bytes: &[u8], observed_ns: u64) -> Result<Decoded, WireError>
                 if records.is_some() {
                     return Err(p.err("duplicate field `appLogs`"));
                 }
-                let mut out = Records { buf: Vec::with_capacity(bytes.len()), items: Vec::new() };
+                buf.clear();
+                buf.reserve(bytes.len());
+                let mut out = Records { buf: std::mem::take(&mut buf), items: Vec::new() };
                 p.records(&mut out, observed_ns, &mut stats)?;
                 records = Some(out);
             }
@@ -296,15 +365,14 @@ impl<'a> Parser<'a> {
     /// Skips the characters up to the next `"` or `\`; their count.
     fn plain_run(&mut self) -> Result<usize, WireError> {
         let rest = self.b.get(self.i..).unwrap_or_default();
-        let Some(n) = memchr::memchr2(b'"', b'\\', rest) else {
+        let Some(n) = find_stop(rest) else {
             self.i = self.b.len();
             return Err(self.err("unterminated string"));
         };
-        if let Some(c) = rest[..n].iter().position(|&c| c < 0x20) {
-            self.i += c;
+        self.i += n;
+        if rest.get(n).is_some_and(|&c| c < 0x20) {
             return Err(self.err("control character in a string"));
         }
-        self.i += n;
         Ok(n)
     }
 

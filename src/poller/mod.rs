@@ -23,7 +23,7 @@ use crate::config::{API_RETENTION, MAX_WINDOW, PollConfig, SourceConfig};
 use crate::convert::{self, RequestHead};
 use crate::export::{DeliverError, Exporter};
 use crate::forge::client::{ForgeClient, ForgeError, Query};
-use crate::forge::wire::Decoded;
+use crate::forge::wire::{Decoded, PageBuffers};
 use crate::metrics::{LastError, SourceMetrics, SourceState};
 use budget::{Budget, Priority};
 use window::{Next, Params, Pass, Window};
@@ -104,6 +104,8 @@ pub struct SourceTask {
     /// Fingerprints of the current window's final stretch (not persisted).
     window_fps: crate::checkpoint::Fingerprints,
     extra_margin_ms: i64,
+    /// A page's body and records, reused from page to page.
+    buffers: PageBuffers,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -129,6 +131,7 @@ impl SourceTask {
             loop_restarts: 0,
             window_fps: Default::default(),
             extra_margin_ms: 0,
+            buffers: PageBuffers::default(),
         }
     }
 
@@ -275,7 +278,7 @@ impl SourceTask {
             };
             let t = Instant::now();
             let observed_ns = u64::try_from(now).unwrap_or(0).saturating_mul(1_000_000);
-            let result = self.shared.client.fetch(&query, observed_ns).await;
+            let result = self.shared.client.fetch(&query, observed_ns, &mut self.buffers).await;
             let call_ms = self.now();
             let class = match &result {
                 Ok(_) => "200",
@@ -294,7 +297,9 @@ impl SourceTask {
                             s.state = SourceState::Live;
                         }
                     });
-                    let wait = match self.deliver_page(&progress, page, &cancel).await {
+                    let delivered = self.deliver_page(&progress, &page, &cancel).await;
+                    self.buffers.recycle(page.records);
+                    let wait = match delivered {
                         Ok(wait) => wait,
                         Err(PageError::Cancelled) => break,
                         Err(PageError::Stuck(message)) => {
@@ -438,7 +443,7 @@ impl SourceTask {
     async fn deliver_page(
         &mut self,
         progress: &Progress,
-        page: Decoded,
+        page: &Decoded,
         cancel: &CancellationToken,
     ) -> Result<Option<Duration>, PageError> {
         let (start_ns, end_ns) = (progress.start_ms * 1_000_000, progress.end_ms * 1_000_000);

@@ -153,3 +153,18 @@ fn damaged_pages_never_panic() {
     }
     assert!(decoded > 0, "some damage (inside strings) leaves a valid page");
 }
+
+/// The word-at-a-time search finds what a byte loop finds, at every offset.
+#[test]
+fn find_stop_matches_a_byte_loop() {
+    let mut rng = fastrand::Rng::with_seed(11);
+    let alphabet = b"ab\"\\\x00\x1f\x20\x7f\x80\xc3\xa9\xff!#[]";
+    for _ in 0..20_000 {
+        let len = rng.usize(0..40);
+        let s: Vec<u8> = (0..len)
+            .map(|_| if rng.u8(..4) == 0 { alphabet[rng.usize(..alphabet.len())] } else { b'a' + rng.u8(..26) })
+            .collect();
+        let want = s.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20);
+        assert_eq!(find_stop(&s), want, "{s:?}");
+    }
+}
