@@ -145,7 +145,8 @@ def throughput(args, tmp):
     col_cpu0 = cpu_seconds(col.p.pid)
     poll = f"  interval: 1s\n  settle_delay: 1s\n  late_arrival: 0s\n  initial_lookback: {history + 120}s"
     t0 = time.time()
-    side, port_ = sidecar(tmp, sp, f"http://127.0.0.1:{g}", "grpc", poll)
+    endpoint = f"http://127.0.0.1:{g}" if args.protocol == "grpc" else f"http://127.0.0.1:{h}"
+    side, port_ = sidecar(tmp, sp, endpoint, args.protocol, poll)
     target = expected_count(sp, now_ms - 2000)
     while metric(port_, "forge_sidecar_sent_log_records_total") < target:
         time.sleep(0.05)
@@ -291,6 +292,8 @@ def main():
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--skip-build", action="store_true")
     ap.add_argument("--only", choices=["throughput", "memory", "pacing", "freshness"])
+    ap.add_argument("--protocol", choices=["grpc", "http/protobuf"], default="grpc",
+                    help="how the sidecar sends to the collector in the throughput run")
     args = ap.parse_args()
     if not args.skip_build:
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
@@ -306,7 +309,8 @@ def main():
             print(f"\n## Throughput: {n:.0f} records, 1,000-record pages, no rate limit\n")
             print("| setup | wall s | records/s | poller CPU µs/record | collector CPU µs/record | total µs/record | poller peak RSS | collector peak RSS |")
             print("|---|---|---|---|---|---|---|---|")
-            print(f"| forge-otel-sidecar → rotel (gRPC protobuf) | {r['wall']:.1f} | {n / r['wall']:.0f} | {us(r['s_cpu'], n):.2f} | {us(r['c_cpu'], n):.2f} | {side_total:.2f} | {r['s_peak'] / 2**20:.1f} MiB | {r['c_peak'] / 2**20:.1f} MiB |")
+            how = "gRPC protobuf" if args.protocol == "grpc" else "HTTP protobuf"
+            print(f"| forge-otel-sidecar → rotel ({how}) | {r['wall']:.1f} | {n / r['wall']:.0f} | {us(r['s_cpu'], n):.2f} | {us(r['c_cpu'], n):.2f} | {side_total:.2f} | {r['s_peak'] / 2**20:.1f} MiB | {r['c_peak'] / 2**20:.1f} MiB |")
             print(f"| documented job (Python) → rotel (HTTP JSON) | {r['d_wall']:.1f} | {dn / r['d_wall']:.0f} | {us(d_cpu, dn):.2f} | {us(r['dc_cpu'], dn):.2f} | {doc_total:.2f} | {r['d_usage'].ru_maxrss / 1024:.1f} MiB | {r['dc_peak'] / 2**20:.1f} MiB |")
             print(f"\nTotal CPU per record, documented ÷ sidecar: {doc_total / side_total:.1f}×; sidecar steady-state RSS after catching up: {r['s_steady'] / 2**20:.1f} MiB")
         if args.only in (None, "memory"):
