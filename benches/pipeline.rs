@@ -108,7 +108,7 @@ fn pipeline(json: &[u8], head: &RequestHead) -> usize {
         black_box(r.fingerprint());
         out.push(r.encoded);
     }
-    convert::batches(head, out, 4 << 20).iter().map(|b| b.bytes().len()).sum()
+    convert::batches(head, out, 4 << 20).map(|b| b.bytes().len()).sum()
 }
 
 fn bench(c: &mut Criterion) {

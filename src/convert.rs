@@ -295,6 +295,24 @@ impl RequestHead {
         use prost::Message;
         RequestHead { resource: resource.encode_to_vec(), scope: scope().encode_to_vec() }
     }
+
+    /// One request holding `records`.
+    fn wrap(&self, records: &[&[u8]]) -> Batch {
+        let scope_logs = field_len(self.scope.len()) + records.iter().map(|r| field_len(r.len())).sum::<usize>();
+        let resource_logs = field_len(self.resource.len()) + field_len(scope_logs);
+        let mut buf = Vec::with_capacity(field_len(resource_logs));
+        put_field(&mut buf, 0x0a, resource_logs);
+        put_field(&mut buf, 0x0a, self.resource.len());
+        buf.extend_from_slice(&self.resource);
+        put_field(&mut buf, 0x12, scope_logs);
+        put_field(&mut buf, 0x0a, self.scope.len());
+        buf.extend_from_slice(&self.scope);
+        for r in records {
+            put_field(&mut buf, 0x12, r.len());
+            buf.extend_from_slice(r);
+        }
+        Batch { bytes: Bytes::from(buf), records: records.len() as u64 }
+    }
 }
 
 /// Bytes of a length-delimited field holding `len` bytes.
@@ -315,43 +333,31 @@ fn put_field(out: &mut Vec<u8>, tag: u8, len: usize) {
 /// Wraps encoded records (each a `LogRecord` message) into export requests
 /// of at most `max_bytes` each: the bytes prost would write for
 /// [`requests`], without building the messages. A single record larger
-/// than the limit travels alone.
-pub fn batches<'a>(head: &RequestHead, records: impl IntoIterator<Item = &'a [u8]>, max_bytes: usize) -> Vec<Batch> {
+/// than the limit travels alone. Requests are built one at a time, as the
+/// iterator is advanced, so a page is never copied whole.
+pub fn batches<'a>(
+    head: &'a RequestHead,
+    records: impl IntoIterator<Item = &'a [u8]> + 'a,
+    max_bytes: usize,
+) -> impl Iterator<Item = Batch> + 'a {
     // The same accounting as `requests`: an empty request plus slack.
     let overhead = field_len(field_len(head.resource.len()) + field_len(field_len(head.scope.len()))) + 16;
-    let mut out = Vec::new();
+    let mut records = records.into_iter().peekable();
     let mut group: Vec<&[u8]> = Vec::new();
-    let mut size = overhead;
-    let mut flush = |group: &mut Vec<&[u8]>| {
-        let scope_logs = field_len(head.scope.len()) + group.iter().map(|r| field_len(r.len())).sum::<usize>();
-        let resource_logs = field_len(head.resource.len()) + field_len(scope_logs);
-        let mut buf = Vec::with_capacity(field_len(resource_logs));
-        put_field(&mut buf, 0x0a, resource_logs);
-        put_field(&mut buf, 0x0a, head.resource.len());
-        buf.extend_from_slice(&head.resource);
-        put_field(&mut buf, 0x12, scope_logs);
-        put_field(&mut buf, 0x0a, head.scope.len());
-        buf.extend_from_slice(&head.scope);
-        for r in group.iter() {
-            put_field(&mut buf, 0x12, r.len());
-            buf.extend_from_slice(r);
-        }
-        out.push(Batch { bytes: Bytes::from(buf), records: group.len() as u64 });
+    std::iter::from_fn(move || {
         group.clear();
-    };
-    for r in records {
-        let framed = field_len(r.len());
-        if !group.is_empty() && size + framed > max_bytes {
-            flush(&mut group);
-            size = overhead;
+        let mut size = overhead;
+        while let Some(r) = records.peek() {
+            let framed = field_len(r.len());
+            if !group.is_empty() && size + framed > max_bytes {
+                break;
+            }
+            size += framed;
+            group.push(r);
+            records.next();
         }
-        size += framed;
-        group.push(r);
-    }
-    if !group.is_empty() {
-        flush(&mut group);
-    }
-    out
+        (!group.is_empty()).then(|| head.wrap(&group))
+    })
 }
 
 /// Number of log records in a request.

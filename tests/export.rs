@@ -230,7 +230,7 @@ async fn oversized_batches_are_split_below_the_limit() {
     let max = 16 * 1024;
     let encoded: Vec<Vec<u8>> = records(500).iter().map(Message::encode_to_vec).collect();
     let head = RequestHead::new(&Resource::default());
-    let reqs = convert::batches(&head, encoded.iter().map(Vec::as_slice), max);
+    let reqs: Vec<_> = convert::batches(&head, encoded.iter().map(Vec::as_slice), max).collect();
     assert!(reqs.len() > 5);
     let s = setup(&exporter_config(Protocol::Grpc, rx.grpc_endpoint(), Compression::None));
     for r in &reqs {

@@ -171,6 +171,32 @@ fn requests_split_by_encoded_size() {
     assert_eq!(requests(&resource, vec![one.clone()], 1024).len(), 1, "an oversized record travels alone");
 }
 
+/// The poller's requests, assembled from encoded records, are the bytes
+/// prost writes for the same requests, split at the same places.
+#[test]
+fn batches_are_the_encoded_requests() {
+    let page = parse(SAMPLE);
+    let mut records: Vec<LogRecord> = Vec::new();
+    for i in 0..300u64 {
+        let mut r = record(&page.app_logs[0], i, &mut ConvertStats::default());
+        r.body = Some(AnyValue { value: Some(Value::StringValue("b".repeat(i as usize))) });
+        records.push(r);
+    }
+    let mut resource = Resource::default();
+    resource.attributes.push(kv("service.name", Value::StringValue("checkout".into())));
+    let head = RequestHead::new(&resource);
+    let encoded: Vec<Vec<u8>> = records.iter().map(Message::encode_to_vec).collect();
+    for max in [1, 512, 20_000, 64 << 20] {
+        let want: Vec<Vec<u8>> = requests(&resource, records.clone(), max).iter().map(Message::encode_to_vec).collect();
+        let got: Vec<Batch> = batches(&head, encoded.iter().map(Vec::as_slice), max).collect();
+        assert_eq!(got.iter().map(|b| b.bytes().to_vec()).collect::<Vec<_>>(), want, "max {max}");
+        assert_eq!(got.iter().map(Batch::records).sum::<u64>(), 300);
+        let back = got.first().map(Batch::request);
+        assert!(matches!(back, Some(Ok(ref req)) if record_count(req) == got[0].records() as usize));
+    }
+    assert_eq!(batches(&head, std::iter::empty(), 1024).count(), 0);
+}
+
 #[test]
 fn resource_carries_source_identity_and_config() {
     let src = SourceConfig {
