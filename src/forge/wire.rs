@@ -160,8 +160,10 @@ impl Records {
     }
 }
 
-/// Largest buffer kept for the next page; a rare huge page is not held on to.
-const MAX_KEPT: usize = 16 << 20;
+/// Largest buffer kept for the next page: a huge page's body is let go as
+/// soon as it is decoded (not held while the page is delivered), and its
+/// records once delivered, so the memory of a burst of big pages returns.
+const MAX_KEPT: usize = 4 << 20;
 
 /// A poller's buffers, reused from page to page so that a backfill's
 /// pages of similar size cost no fresh memory (and no page faults).
