@@ -291,17 +291,9 @@ impl<'a> Parser<'a> {
 
     /// The next key of an object opened with [`Self::open`]; `None` after its `}`.
     fn next_key(&mut self, first: &mut bool) -> Result<Option<Cow<'a, str>>, WireError> {
-        match self.peek() {
-            Some(b'}') => {
-                self.i += 1;
-                self.depth -= 1;
-                return Ok(None);
-            }
-            Some(b',') if !*first => self.i += 1,
-            Some(b'"') if *first => {}
-            _ => return Err(self.err(if *first { "expected a key or '}'" } else { "expected ',' or '}'" })),
+        if !self.more(b'}', first)? {
+            return Ok(None);
         }
-        *first = false;
         if self.peek() != Some(b'"') {
             return Err(self.err("expected a key"));
         }
@@ -315,15 +307,21 @@ impl<'a> Parser<'a> {
 
     /// Whether another element of an array opened with [`Self::open`] follows.
     fn next_elem(&mut self, first: &mut bool) -> Result<bool, WireError> {
+        self.more(b']', first)
+    }
+
+    /// Past the `,` before the next member of an object or array, or past
+    /// its closing `close` (then `false`, one level left).
+    fn more(&mut self, close: u8, first: &mut bool) -> Result<bool, WireError> {
         match self.peek() {
-            Some(b']') => {
+            Some(c) if c == close => {
                 self.i += 1;
                 self.depth -= 1;
                 return Ok(false);
             }
             Some(b',') if !*first => self.i += 1,
             Some(_) if *first => {}
-            _ => return Err(self.err("expected ',' or ']'")),
+            _ => return Err(self.err(if close == b'}' { "expected ',' or '}'" } else { "expected ',' or ']'" })),
         }
         *first = false;
         Ok(true)
