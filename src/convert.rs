@@ -136,29 +136,21 @@ fn key_values(list: &[model::KeyValue]) -> Vec<KeyValue> {
         .collect()
 }
 
-/// The pieces of a record before the finishing rules apply.
-pub struct Parts {
-    pub time: Option<model::NumOrStr>,
-    pub severity_number: Option<i64>,
-    pub severity_text: Option<String>,
-    pub body: Option<AnyValue>,
-    pub attributes: Vec<KeyValue>,
-    pub trace_id: Option<String>,
-    pub span_id: Option<String>,
-}
-
 /// A `bytesValue`: base64 decoded, or kept as a string when it is not base64.
-pub fn bytes_value(b: String) -> Value {
+fn bytes_value(b: String) -> Value {
     match base64::engine::general_purpose::STANDARD.decode(&b) {
         Ok(bytes) => Value::BytesValue(bytes),
         Err(_) => Value::StringValue(b),
     }
 }
 
-/// The finishing rules shared by both decoders: timestamp, severity, ids.
-pub fn finish(p: Parts, observed_ns: u64, stats: &mut ConvertStats) -> LogRecord {
-    let mut attributes = p.attributes;
-    let time_unix_nano = match &p.time {
+/// One Forge record as an OTLP record. `observed_ns`: when the page was
+/// fetched. The reference for [`crate::forge::wire`], which writes the same
+/// record's protobuf bytes without building it: timestamp, severity
+/// and ids follow the same rules there.
+pub fn record(rec: &model::LogRecord, observed_ns: u64, stats: &mut ConvertStats) -> LogRecord {
+    let mut attributes = key_values(&rec.attributes);
+    let time_unix_nano = match &rec.time_unix_nano {
         None => 0,
         Some(t) => t.as_u64().unwrap_or_else(|| {
             stats.bad_time += 1;
@@ -166,43 +158,30 @@ pub fn finish(p: Parts, observed_ns: u64, stats: &mut ConvertStats) -> LogRecord
             0
         }),
     };
-    if let Some(n) = p.severity_number {
+    let severity_number = rec.severity_number.as_ref().and_then(model::NumOrStr::as_i64);
+    if let Some(n) = severity_number {
         attributes.push(kv(ATTR_SEVERITY_NUMBER, Value::IntValue(n)));
     }
-    let mut id = |s: Option<String>, len: usize| match s.as_deref() {
+    let mut id = |s: &Option<String>, len: usize| match s.as_deref() {
         None | Some("") => Vec::new(),
         Some(text) => hex_id(text, len).unwrap_or_else(|| {
             stats.bad_ids += 1;
             Vec::new()
         }),
     };
-    let trace_id = id(p.trace_id, 16);
-    let span_id = id(p.span_id, 8);
+    let trace_id = id(&rec.trace_id, 16);
+    let span_id = id(&rec.span_id, 8);
     LogRecord {
         time_unix_nano,
         observed_time_unix_nano: observed_ns,
-        severity_number: severity(p.severity_text.as_deref(), p.severity_number),
-        severity_text: p.severity_text.unwrap_or_default(),
-        body: p.body,
+        severity_number: severity(rec.severity_text.as_deref(), severity_number),
+        severity_text: rec.severity_text.clone().unwrap_or_default(),
+        body: rec.body.as_ref().map(any_value),
         attributes,
         trace_id,
         span_id,
         ..LogRecord::default()
     }
-}
-
-/// One Forge record as an OTLP record. `observed_ns`: when the page was fetched.
-pub fn record(rec: &model::LogRecord, observed_ns: u64, stats: &mut ConvertStats) -> LogRecord {
-    let parts = Parts {
-        time: rec.time_unix_nano.clone(),
-        severity_number: rec.severity_number.as_ref().and_then(model::NumOrStr::as_i64),
-        severity_text: rec.severity_text.clone(),
-        body: rec.body.as_ref().map(any_value),
-        attributes: key_values(&rec.attributes),
-        trace_id: rec.trace_id.clone(),
-        span_id: rec.span_id.clone(),
-    };
-    finish(parts, observed_ns, stats)
 }
 
 /// The fingerprint of a record's content, its observed time left out (the

@@ -568,7 +568,7 @@ impl<'a> Parser<'a> {
     }
 
     /// One record: parsed in the page's field order, written in prost's
-    /// (field number order), with the finishing rules of `convert::finish`.
+    /// (field number order), with the finishing rules of `convert::record`.
     fn record(
         &mut self,
         out: &mut Records,
