@@ -299,14 +299,10 @@ fn field_len(len: usize) -> usize {
     1 + prost::length_delimiter_len(len) + len
 }
 
+/// The tag and length of a length-delimited field holding `len` bytes.
 fn put_field(out: &mut Vec<u8>, tag: u8, len: usize) {
     out.push(tag);
-    let mut v = len as u64;
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
+    prost::encoding::encode_varint(len as u64, out);
 }
 
 /// Wraps encoded records (each a `LogRecord` message) into export requests

@@ -18,6 +18,8 @@ use std::borrow::Cow;
 use base64::Engine;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
+use prost::encoding::encode_varint;
+
 use super::model::Num;
 use crate::convert::{ATTR_RAW_TIME, ATTR_SEVERITY_NUMBER, ConvertStats, hex_into, severity};
 
@@ -202,8 +204,7 @@ pub fn decode_page(bytes: &[u8], observed_ns: u64) -> Result<Decoded, WireError>
 
 /// [`decode_page`] writing into `buf` (cleared first).
 fn decode_page_into(bytes: &[u8], observed_ns: u64, mut buf: Vec<u8>) -> Result<Decoded, WireError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| WireError { what: "not UTF-8".into(), at: e.valid_up_to() })?;
-    let mut p = Parser { s: text, b: bytes, i: 0, depth: 0 };
+    let mut p = Parser::new(bytes)?;
     let mut stats = ConvertStats::default();
     let mut records = None;
     let mut cursor = None;
@@ -225,10 +226,7 @@ fn decode_page_into(bytes: &[u8], observed_ns: u64, mut buf: Vec<u8>) -> Result<
             _ => p.skip()?,
         }
     }
-    p.ws();
-    if p.i != p.b.len() {
-        return Err(p.err("trailing characters after the page"));
-    }
+    p.end()?;
     let records = records.ok_or_else(|| p.err("missing field `appLogs`"))?;
     Ok(Decoded { records, cursor: cursor.filter(|c| !c.is_empty()), stats })
 }
@@ -236,14 +234,9 @@ fn decode_page_into(bytes: &[u8], observed_ns: u64, mut buf: Vec<u8>) -> Result<
 /// Checks a page's syntax without decoding it: the floor of any decoder
 /// built on this parser (benchmarks).
 pub fn scan_page(bytes: &[u8]) -> Result<(), WireError> {
-    let text = std::str::from_utf8(bytes).map_err(|e| WireError { what: "not UTF-8".into(), at: e.valid_up_to() })?;
-    let mut p = Parser { s: text, b: bytes, i: 0, depth: 0 };
+    let mut p = Parser::new(bytes)?;
     p.skip()?;
-    p.ws();
-    if p.i != p.b.len() {
-        return Err(p.err("trailing characters after the page"));
-    }
-    Ok(())
+    p.end()
 }
 
 /// Scratch space for one record, reused across records.
@@ -261,6 +254,21 @@ struct Parser<'a> {
 }
 
 impl<'a> Parser<'a> {
+    /// A parser at the start of a page, which must be UTF-8.
+    fn new(bytes: &'a [u8]) -> Result<Self, WireError> {
+        let s = std::str::from_utf8(bytes).map_err(|e| WireError { what: "not UTF-8".into(), at: e.valid_up_to() })?;
+        Ok(Parser { s, b: bytes, i: 0, depth: 0 })
+    }
+
+    /// Checks that only whitespace follows the page.
+    fn end(&mut self) -> Result<(), WireError> {
+        self.ws();
+        if self.i != self.b.len() {
+            return Err(self.err("trailing characters after the page"));
+        }
+        Ok(())
+    }
+
     fn err(&self, what: impl Into<Cow<'static, str>>) -> WireError {
         WireError { what: what.into(), at: self.i }
     }
@@ -629,7 +637,7 @@ impl<'a> Parser<'a> {
         let level = severity(sev_text.as_deref(), sev_number);
         if level != 0 {
             buf.push(LOG_SEVERITY_NUMBER);
-            put_varint(buf, i64::from(level) as u64);
+            encode_varint(i64::from(level) as u64, buf);
         }
         if let Some(text) = sev_text.as_deref().filter(|t| !t.is_empty()) {
             put_field(buf, LOG_SEVERITY_TEXT, text.as_bytes());
@@ -647,7 +655,7 @@ impl<'a> Parser<'a> {
         if let Some(n) = sev_number {
             extra_attribute(buf, ATTR_SEVERITY_NUMBER, |b| {
                 b.push(ANY_INT);
-                put_varint(b, n as u64);
+                encode_varint(n as u64, b);
             });
         }
         for (id, tag, bytes) in [(&trace, LOG_TRACE_ID, &mut [0u8; 16][..]), (&span, LOG_SPAN_ID, &mut [0u8; 8][..])] {
@@ -776,7 +784,7 @@ impl<'a> Parser<'a> {
                     match (rank, n.as_i64(), n.as_f64()) {
                         (2, Some(i), _) => {
                             out.push(ANY_INT);
-                            put_varint(out, i as u64);
+                            encode_varint(i as u64, out);
                         }
                         (3, _, Some(d)) => {
                             out.push(ANY_DOUBLE);
@@ -838,18 +846,10 @@ impl<'a> Parser<'a> {
     }
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
 /// A length-delimited field.
 fn put_field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
     out.push(tag);
-    put_varint(out, bytes.len() as u64);
+    encode_varint(bytes.len() as u64, out);
     out.extend_from_slice(bytes);
 }
 
@@ -868,12 +868,12 @@ fn close_field(out: &mut Vec<u8>, at: usize) -> (usize, usize) {
         out[at - 1] = len as u8;
         return (at, out.len());
     }
-    let mut head = Vec::with_capacity(10);
-    put_varint(&mut head, len as u64);
-    let extra = head.len() - 1;
+    let width = prost::length_delimiter_len(len);
+    let extra = width - 1;
     out.resize(out.len() + extra, 0);
     out.copy_within(at..at + len, at + extra);
-    out[at - 1..at - 1 + head.len()].copy_from_slice(&head);
+    let mut slot = &mut out[at - 1..at - 1 + width];
+    encode_varint(len as u64, &mut slot);
     (at + extra, out.len())
 }
 
