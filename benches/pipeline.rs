@@ -10,8 +10,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use forge_otel_sidecar::convert::{self, ConvertStats, RequestHead};
+use forge_otel_sidecar::convert::{decode_page, scan_page};
 use forge_otel_sidecar::forge::model::Page;
-use forge_otel_sidecar::forge::wire::{decode_page, scan_page};
 use forge_otel_sidecar::simulator::data::{Generator, Stream, site_id};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;

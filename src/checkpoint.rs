@@ -20,25 +20,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
-use crate::poller::window::Pass;
+pub use crate::progress::{Pass, Progress, Window};
 
 pub const VERSION: u32 = 1;
 const MINUTE_NS: i64 = 60_000_000_000;
-
-/// The page a source is in the middle of.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Progress {
-    pub pass: Pass,
-    pub start_ms: i64,
-    pub end_ms: i64,
-    pub complete: bool,
-    /// Index of the site group (groups of at most 50 sites).
-    pub group: usize,
-    /// Cursor of the next page of this group; `None` for its first page.
-    pub cursor: Option<String>,
-    /// Pages read so far in this group.
-    pub pages: u32,
-}
 
 /// Fingerprints of delivered records, by the minute of their timestamp.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -299,10 +284,7 @@ mod tests {
     fn sample() -> Checkpoint {
         let mut cp = Checkpoint::fresh("prod / eu", "q1", 1_000);
         cp.current = Some(Progress {
-            pass: Pass::Late,
-            start_ms: 1_000,
-            end_ms: 2_000,
-            complete: true,
+            window: Window { pass: Pass::Late, start_ms: 1_000, end_ms: 2_000, complete: true },
             group: 1,
             cursor: Some("abc".into()),
             pages: 3,

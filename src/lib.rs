@@ -29,11 +29,14 @@ pub mod fingerprint;
 pub mod forge;
 pub mod logging;
 pub mod metrics;
+pub mod net;
 pub mod poller;
+pub mod progress;
 pub mod secret;
 pub mod server;
 pub mod simulator;
 pub mod telemetry;
+#[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod timefmt;
 pub mod tls;

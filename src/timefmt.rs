@@ -33,6 +33,51 @@ pub fn parse_millis(s: &str) -> Option<i64> {
     Some(days * 86_400_000 + h * 3_600_000 + mi * 60_000 + sec * 1000 + ms)
 }
 
+/// Parses an ISO 8601 / RFC 3339 time: `yyyy-MM-ddTHH:mm:ss`, optional
+/// fraction (milliseconds kept), then `Z` or `±HH:MM`. `None` otherwise.
+pub fn parse_iso8601_millis(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 20 || b.len() > 40 {
+        return None;
+    }
+    let shape = b"dddd-dd-ddTdd:dd:dd";
+    for (c, want) in b.iter().zip(shape) {
+        let ok = if *want == b'd' { c.is_ascii_digit() } else { c.eq_ignore_ascii_case(want) };
+        if !ok {
+            return None;
+        }
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || d < 1 || d > days_in_month(y, mo) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut i = 19;
+    let mut ms = 0;
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        let digits = b.get(i..)?.iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        for (k, c) in b.get(i..i + digits.min(3))?.iter().enumerate() {
+            ms += i64::from(c - b'0') * [100, 10, 1][k];
+        }
+        i += digits;
+    }
+    let offset_min = match b.get(i..)? {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] if [h1, h2, m1, m2].iter().all(|c| c.is_ascii_digit()) => {
+            let v = i64::from((h1 - b'0') * 10 + (h2 - b'0')) * 60 + i64::from((m1 - b'0') * 10 + (m2 - b'0'));
+            if *sign == b'+' { v } else { -v }
+        }
+        _ => return None,
+    };
+    let days = days_from_civil(y, mo, d);
+    Some(days * 86_400_000 + h * 3_600_000 + mi * 60_000 + sec * 1000 + ms - offset_min * 60_000)
+}
+
 fn days_in_month(y: i64, m: i64) -> i64 {
     match m {
         2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
@@ -76,6 +121,19 @@ pub fn system_millis(t: std::time::SystemTime) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn iso8601_forms() {
+        let base = parse_millis("2024-02-13T10:50:44.939Z");
+        assert_eq!(parse_iso8601_millis("2024-02-13T10:50:44.939Z"), base);
+        assert_eq!(parse_iso8601_millis("2024-02-13T10:50:44.939123Z"), base);
+        assert_eq!(parse_iso8601_millis("2024-02-13T11:50:44.939+01:00"), base);
+        assert_eq!(parse_iso8601_millis("2024-02-13T10:50:44Z"), base.map(|b| b - 939));
+        for bad in ["2024-02-13 10:50:44Z", "2024-02-13T10:50:44", "2024-02-30T10:50:44Z", "2024-02-13T10:50:44.Z", "x"]
+        {
+            assert_eq!(parse_iso8601_millis(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn round_trips_the_documented_example() {

@@ -1,5 +1,12 @@
-use super::*;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value::Value};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
+
+use super::batch::kv;
+use super::*;
+use crate::config::{AttrValue, SourceConfig};
+use crate::forge::model;
 
 const SAMPLE: &str = r#"{
   "appLogs": [

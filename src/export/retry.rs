@@ -6,7 +6,7 @@
 //! RESOURCE_EXHAUSTED only when the server sent RetryInfo; the rest are
 //! permanent. Connection errors and timeouts are retryable.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tonic::Code;
 
@@ -18,23 +18,7 @@ pub enum Verdict {
     Permanent,
 }
 
-/// Parses `Retry-After`: seconds, or an HTTP date (relative to `now`).
-pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
-    let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
-}
-
-/// The `Retry-After` of an HTTP answer, if present and readable.
-pub fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, SystemTime::now()))
-}
+pub use crate::net::{parse_retry_after, retry_after_header};
 
 pub fn classify_http(status: u16, retry_after: Option<Duration>) -> Verdict {
     match status {
@@ -120,6 +104,7 @@ pub fn grpc_retry_details(code: Code, delay: Duration) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::SystemTime;
 
     #[test]
     fn http_table() {

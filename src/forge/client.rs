@@ -5,15 +5,14 @@
 //! without a restart. Answers are capped in size, decoded tolerantly, and
 //! turned into [`ForgeError`]s that say what to do next.
 
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 
-use super::wire::{Decoded, PageBuffers};
 use crate::config::{ForgeConfig, TokenSource};
-use crate::export::http::error_chain;
-use crate::export::retry::retry_after_header;
+use crate::net::{error_chain, rate_limit_delay, server_date};
 use crate::timefmt::format_millis;
 
 /// One page request.
@@ -73,6 +72,29 @@ pub struct ForgeClient {
     email: String,
     token: TokenSource,
     max_bytes: u64,
+    clock: ApiClock,
+}
+
+/// The last seen offset of the API's clock from the host's.
+#[derive(Debug, Default)]
+struct ApiClock {
+    offset_ms: AtomicI64,
+    seen: AtomicBool,
+}
+
+impl ApiClock {
+    fn observe(&self, server: std::time::SystemTime, host: std::time::SystemTime) {
+        let offset = crate::timefmt::system_millis(server) - crate::timefmt::system_millis(host);
+        // A Date header is whole seconds: a server exactly in step reads up
+        // to 1 s behind. Offsets within that are noise, not skew.
+        let offset = if (-1000..=0).contains(&offset) { 0 } else { offset };
+        self.offset_ms.store(offset, Ordering::Relaxed);
+        self.seen.store(true, Ordering::Relaxed);
+    }
+
+    fn offset_ms(&self) -> Option<i64> {
+        self.seen.load(Ordering::Relaxed).then(|| self.offset_ms.load(Ordering::Relaxed))
+    }
 }
 
 impl ForgeClient {
@@ -82,6 +104,8 @@ impl ForgeClient {
             .timeout(cfg.request_timeout)
             .connect_timeout(cfg.request_timeout.min(Duration::from_secs(10)))
             .user_agent(concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION")))
+            // A redirect is an answer of its own, never followed with the credentials.
+            .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ForgeError::Transport(error_chain(&e)))?;
         Ok(Self {
@@ -90,6 +114,7 @@ impl ForgeClient {
             email: cfg.email.clone(),
             token: cfg.token.clone(),
             max_bytes: cfg.max_response_bytes,
+            clock: ApiClock::default(),
         })
     }
 
@@ -118,14 +143,10 @@ impl ForgeClient {
         Ok(url)
     }
 
-    /// Fetches one page, decoded into OTLP records observed at `observed_ns`.
-    /// `buffers` hold the body and the records (reused across pages).
-    pub async fn fetch(
-        &self,
-        q: &Query<'_>,
-        observed_ns: u64,
-        buffers: &mut PageBuffers,
-    ) -> Result<Decoded, ForgeError> {
+    /// Fetches one page into `body` (cleared first, reused across pages);
+    /// [`crate::convert`] decodes it. Every answer's `Date` header updates
+    /// [`ForgeClient::api_clock_offset_ms`].
+    pub async fn fetch(&self, q: &Query<'_>, body: &mut Vec<u8>) -> Result<(), ForgeError> {
         let token = self.token.read().map_err(|e| ForgeError::Token(e.to_string()))?;
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", self.email, token.expose()));
         let mut auth = reqwest::header::HeaderValue::from_str(&format!("Basic {basic}"))
@@ -140,13 +161,15 @@ impl ForgeClient {
             .await
             .map_err(|e| ForgeError::Transport(error_chain(&e)))?;
         let status = resp.status().as_u16();
-        let retry_after = retry_after_header(resp.headers());
+        if let Some(date) = server_date(resp.headers()) {
+            self.clock.observe(date, std::time::SystemTime::now());
+        }
+        let retry_after = rate_limit_delay(resp.headers(), std::time::SystemTime::now());
         let content_type =
             resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
         if resp.content_length().is_some_and(|n| n > self.max_bytes) {
             return Err(ForgeError::TooLarge { limit: self.max_bytes });
         }
-        let body = &mut buffers.body;
         self.read_capped(resp, body).await?;
         if status != 200 {
             let message = error_message(body);
@@ -161,7 +184,14 @@ impl ForgeClient {
         if !content_type.is_empty() && !content_type.contains("json") {
             return Err(ForgeError::Malformed(format!("expected JSON, got {content_type}")));
         }
-        buffers.decode(observed_ns).map_err(|e| ForgeError::Malformed(e.to_string()))
+        Ok(())
+    }
+
+    /// The API's clock minus the host's, in milliseconds, from the last
+    /// answer's `Date` header (whole seconds, so it reads up to a second
+    /// early: the safe side for planning). `None` before the first answer.
+    pub fn api_clock_offset_ms(&self) -> Option<i64> {
+        self.clock.offset_ms()
     }
 
     async fn read_capped(&self, mut resp: reqwest::Response, body: &mut Vec<u8>) -> Result<(), ForgeError> {

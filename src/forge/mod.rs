@@ -1,5 +1,7 @@
-//! The Forge App logs API: wire types ([`model`]) and the HTTP client ([`client`]).
+//! The Forge App logs API: the HTTP client ([`client`]), which fetches a
+//! page's bytes, and the API's wire types ([`model`]), which the
+//! simulator writes and the reference conversion reads. Decoding a page
+//! is [`crate::convert`]'s work: this stage imports no later one.
 
 pub mod client;
 pub mod model;
-pub mod wire;

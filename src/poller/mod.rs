@@ -21,9 +21,9 @@ use crate::backoff::Backoff;
 use crate::checkpoint::{Checkpoint, Loaded, Progress, Store};
 use crate::config::{API_RETENTION, MAX_WINDOW, PollConfig, SourceConfig};
 use crate::convert::{self, RequestHead};
+use crate::convert::{Decoded, PageBuffers};
 use crate::export::{DeliverError, Exporter};
 use crate::forge::client::{ForgeClient, ForgeError, Query};
-use crate::forge::wire::{Decoded, PageBuffers};
 use crate::metrics::{LastError, SourceMetrics, SourceState};
 use budget::{Budget, Priority};
 use window::{Next, Params, Pass, Window};
@@ -234,15 +234,7 @@ impl SourceTask {
                 Some(p) => p,
                 None => match window::next(self.cp.watermark_ms, self.cp.late_watermark_ms, &self.params(now)) {
                     Next::Fetch(win) => {
-                        let p = Progress {
-                            pass: win.pass,
-                            start_ms: win.start_ms,
-                            end_ms: win.end_ms,
-                            complete: win.complete,
-                            group: 0,
-                            cursor: None,
-                            pages: 0,
-                        };
+                        let p = Progress::start(win);
                         self.cp.current = Some(p.clone());
                         self.seen_cursors.clear();
                         p
@@ -258,7 +250,7 @@ impl SourceTask {
                 },
             };
             self.set_state(now);
-            let priority = if progress.pass == Pass::First { Priority::High } else { Priority::Low };
+            let priority = if progress.window.pass == Pass::First { Priority::High } else { Priority::Low };
             let metrics = self.metrics.clone();
             let clock = self.shared.clock.clone();
             let tick = move || metrics.tick(clock.now_ms());
@@ -269,8 +261,8 @@ impl SourceTask {
             let query = Query {
                 app_id: &self.source.app_id,
                 environment_id: &self.source.environment_id,
-                start_ms: progress.start_ms,
-                end_ms: progress.end_ms,
+                start_ms: progress.window.start_ms,
+                end_ms: progress.window.end_ms,
                 levels: &self.source.levels,
                 message: self.source.message.as_deref(),
                 sites: &group,
@@ -278,7 +270,10 @@ impl SourceTask {
             };
             let t = Instant::now();
             let observed_ns = u64::try_from(now).unwrap_or(0).saturating_mul(1_000_000);
-            let result = self.shared.client.fetch(&query, observed_ns, &mut self.buffers).await;
+            let result = match self.shared.client.fetch(&query, &mut self.buffers.body).await {
+                Ok(()) => self.buffers.decode(observed_ns).map_err(|e| ForgeError::Malformed(e.to_string())),
+                Err(e) => Err(e),
+            };
             let call_ms = self.now();
             let class = match &result {
                 Ok(_) => "200",
@@ -324,8 +319,8 @@ impl SourceTask {
                     let context = format!(
                         "source {} window {}..{} page {}",
                         self.source.name,
-                        crate::timefmt::format_millis(progress.start_ms),
-                        crate::timefmt::format_millis(progress.end_ms),
+                        crate::timefmt::format_millis(progress.window.start_ms),
+                        crate::timefmt::format_millis(progress.window.end_ms),
                         progress.pages + 1
                     );
                     let wait = self.on_api_error(&e, &context, &progress, &mut api_backoff, &mut page_attempts);
@@ -395,25 +390,32 @@ impl SourceTask {
                 let max = poll.max_page_attempts;
                 if max > 0 && *page_attempts >= max {
                     *page_attempts = 0;
-                    let span = progress.end_ms - progress.start_ms;
+                    let span = progress.window.end_ms - progress.window.start_ms;
                     if span > MIN_SPLIT_MS {
                         // Bisect: a page that never parses usually holds a bad
                         // record; halving the window isolates it to a second.
-                        let mid = progress.start_ms + span / 2;
+                        let mid = progress.window.start_ms + span / 2;
                         tracing::warn!(source = %self.source.name, attempts = max, "{message}; retrying the window in halves");
-                        self.cp.current =
-                            Some(Progress { end_ms: mid, complete: false, cursor: None, pages: 0, ..progress.clone() });
+                        self.cp.current = Some(Progress {
+                            window: Window { end_ms: mid, complete: false, ..progress.window },
+                            cursor: None,
+                            pages: 0,
+                            ..progress.clone()
+                        });
                         self.seen_cursors.clear();
                         return Some(backoff.next_delay());
                     }
                     SourceMetrics::add(&self.metrics.gave_up_pages, 1);
-                    if progress.pass == Pass::First {
+                    if progress.window.pass == Pass::First {
                         let secs = (span / 1000).max(1) as u64;
                         self.cp.gap_seconds_total += secs;
                         SourceMetrics::add(&self.metrics.gap_seconds, secs);
                     }
                     tracing::error!(source = %self.source.name, attempts = max, "{message}; giving up on this stretch (counted as a gap)");
-                    self.finish_group(Progress { complete: false, ..progress.clone() });
+                    self.finish_group(Progress {
+                        window: Window { complete: false, ..progress.window },
+                        ..progress.clone()
+                    });
                     return None;
                 }
                 let d = backoff.next_delay();
@@ -425,7 +427,7 @@ impl SourceTask {
 
     fn clamp_retention(&mut self, now: i64) {
         let oldest = self.oldest_ms(now);
-        if self.cp.current.as_ref().is_some_and(|p| p.start_ms < oldest) {
+        if self.cp.current.as_ref().is_some_and(|p| p.window.start_ms < oldest) {
             self.cp.current = None;
         }
         let gap = window::clamp_to_retention(&mut self.cp.watermark_ms, &mut self.cp.late_watermark_ms, oldest);
@@ -446,15 +448,15 @@ impl SourceTask {
         page: &Decoded,
         cancel: &CancellationToken,
     ) -> Result<Option<Duration>, PageError> {
-        let (start_ns, end_ns) = (progress.start_ms * 1_000_000, progress.end_ms * 1_000_000);
+        let (start_ns, end_ns) = (progress.window.start_ms * 1_000_000, progress.window.end_ms * 1_000_000);
         let stats = page.stats;
         let mut out = Vec::with_capacity(page.records.len());
         let mut new_fps = Vec::with_capacity(page.records.len());
         let mut sites = Vec::new();
         // The second pass will read this stretch again unless it is final: read
         // complete and with the second pass caught up to it (then W2 jumps over it).
-        let read_again = !(progress.complete && self.cp.late_watermark_ms >= progress.start_ms);
-        let keep_fingerprints = progress.pass == Pass::First && read_again;
+        let read_again = !(progress.window.complete && self.cp.late_watermark_ms >= progress.window.start_ms);
+        let keep_fingerprints = progress.window.pass == Pass::First && read_again;
         let (mut received, mut dups, mut outside) = (0u64, 0u64, 0u64);
         for r in page.records.iter() {
             let ts = r.time_unix_nano as i64;
@@ -524,7 +526,7 @@ impl SourceTask {
                     } else {
                         "more pages than forge.max_pages_per_window"
                     };
-                    tracing::error!(source = %self.source.name, window_start = %crate::timefmt::format_millis(progress.start_ms), "{why}; ending this window's pages here");
+                    tracing::error!(source = %self.source.name, window_start = %crate::timefmt::format_millis(progress.window.start_ms), "{why}; ending this window's pages here");
                     let now = self.now();
                     self.metrics.update(|s| {
                         s.last_api_error = Some(LastError { at_ms: now, message: format!("cursor loop: {why}") })
@@ -540,7 +542,10 @@ impl SourceTask {
                     self.loop_restarts = 0;
                     SourceMetrics::add(&self.metrics.gave_up_pages, 1);
                     // Not final: the second pass reads this stretch once more.
-                    self.finish_group(Progress { complete: false, ..progress.clone() });
+                    self.finish_group(Progress {
+                        window: Window { complete: false, ..progress.window },
+                        ..progress.clone()
+                    });
                 } else {
                     self.seen_cursors.insert(c.to_string());
                     let mut next = progress.clone();
@@ -567,14 +572,9 @@ impl SourceTask {
             self.cp.current = Some(progress);
             return;
         }
-        let win = Window {
-            pass: progress.pass,
-            start_ms: progress.start_ms,
-            end_ms: progress.end_ms,
-            complete: progress.complete,
-        };
+        let win = progress.window;
         let window_fps = std::mem::take(&mut self.window_fps);
-        if progress.pass == Pass::First && !progress.complete {
+        if progress.window.pass == Pass::First && !progress.window.complete {
             // Cut short: the second pass reads it again, so what was delivered must be recognised.
             self.cp.fingerprints.extend(window_fps);
         }

@@ -12,23 +12,7 @@
 //! it, so a backfill costs one read per stretch, not two. A window that
 //! straddles the late horizon is cut at it for the same reason.
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Pass {
-    First,
-    Late,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Window {
-    pub pass: Pass,
-    pub start_ms: i64,
-    pub end_ms: i64,
-    /// Read at a time when every record of the window is already visible.
-    pub complete: bool,
-}
+pub use crate::progress::{Pass, Window};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Params {

@@ -1,5 +1,8 @@
 use prost::Message;
 
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+
+use super::json::find_stop;
 use super::*;
 use crate::forge::model::Page;
 
@@ -33,7 +36,7 @@ const ODD: &str = r#"{"appLogs":[{"timeUnixNano":"yesterday","traceId":"xyz","sp
 
 #[test]
 fn agrees_with_the_model_path() {
-    let sample = include_str!("../../../tests/data/sample-page.json");
+    let sample = include_str!("../../tests/data/sample-page.json");
     let d = check_agrees(sample, 5);
     assert_eq!(d.cursor.as_deref(), Some("someString"));
     assert_eq!(
@@ -59,7 +62,7 @@ fn agrees_with_the_model_path() {
 
 #[test]
 fn messages_round_trip() {
-    let sample = include_str!("../../../tests/data/sample-page.json");
+    let sample = include_str!("../../tests/data/sample-page.json");
     let d = check_agrees(sample, 5);
     let (want, _, _) = via_model(sample, 5);
     assert_eq!(d.records.to_messages().ok(), Some(want));
@@ -127,7 +130,7 @@ fn hostile_input_is_an_error_not_a_crash() {
 /// Damaged copies of a real page: never a panic; what decodes is valid protobuf.
 #[test]
 fn damaged_pages_never_panic() {
-    let sample = include_str!("../../../tests/data/sample-page.json").as_bytes();
+    let sample = include_str!("../../tests/data/sample-page.json").as_bytes();
     let mut rng = fastrand::Rng::with_seed(7);
     let noise = b"{}[]\",:\\u0n1-e. \xc3\xa9";
     let mut decoded = 0;

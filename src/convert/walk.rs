@@ -1,0 +1,371 @@
+//! The Forge schema walk: a page's `appLogs` records written as OTLP
+//! `LogRecord` protobuf bytes while the lexer ([`super::json`]) reads them,
+//! with the finishing rules (severity, ids, times) of the reference path
+//! applied on the way (DESIGN.md 8 and 9).
+
+use base64::Engine;
+use prost::encoding::encode_varint;
+
+use super::json::{Parser, WireError};
+use super::page::{Item, Records};
+use super::proto::*;
+use super::{ATTR_RAW_TIME, ATTR_SEVERITY_NUMBER, ConvertStats, hex_into, severity};
+use crate::forge::model::Num;
+
+/// The attribute whose string value names the record's site.
+const SITE_KEY: &str = "installationContext";
+
+/// Scratch space for one record, reused across records.
+#[derive(Default)]
+struct Scratch {
+    body: Vec<u8>,
+    attrs: Vec<u8>,
+}
+
+impl<'a> Parser<'a> {
+    /// Writes a string (the opening quote next) as field `tag`; an empty
+    /// string is written only when `always` (a oneof member is, a plain field is not).
+    fn str_field(&mut self, out: &mut Vec<u8>, tag: u8, always: bool) -> Result<(), WireError> {
+        if self.peek() != Some(b'"') {
+            return Err(self.err("expected a string"));
+        }
+        self.i += 1;
+        let start = self.i;
+        let plain = self.plain_run()?;
+        let run = self.b.get(start..start + plain).unwrap_or_default();
+        if self.b.get(self.i) == Some(&b'"') {
+            self.i += 1;
+            if always || plain > 0 {
+                put_field(out, tag, run);
+            }
+            return Ok(());
+        }
+        let at = open_field(out, tag);
+        out.extend_from_slice(run);
+        self.unescape_rest(out)?;
+        close_field(out, at);
+        Ok(())
+    }
+
+    /// The `appLogs` array.
+    pub(super) fn records(
+        &mut self,
+        out: &mut Records,
+        observed_ns: u64,
+        stats: &mut ConvertStats,
+    ) -> Result<(), WireError> {
+        self.open(b'[', "`appLogs`: expected an array")?;
+        let mut scratch = Scratch::default();
+        let mut first = true;
+        while self.next_elem(&mut first)? {
+            self.record(out, &mut scratch, observed_ns, stats)?;
+        }
+        Ok(())
+    }
+
+    /// One record: parsed in the page's field order, written in prost's
+    /// (field number order), with the finishing rules of `convert::record`.
+    fn record(
+        &mut self,
+        out: &mut Records,
+        scratch: &mut Scratch,
+        observed_ns: u64,
+        stats: &mut ConvertStats,
+    ) -> Result<(), WireError> {
+        self.open(b'{', "expected a log record object")?;
+        let (mut time, mut sev_number, mut sev_text, mut trace, mut span) = (None, None, None, None, None);
+        let (mut body, mut attrs) = (false, false);
+        let mut site = None;
+        scratch.body.clear();
+        scratch.attrs.clear();
+        let mut seen = 0u8;
+        let mut first = true;
+        while let Some(key) = self.next_key(&mut first)? {
+            let bit = match &*key {
+                "timeUnixNano" => 1,
+                "severityNumber" => 2,
+                "severityText" => 4,
+                "body" => 8,
+                "traceId" => 16,
+                "spanId" => 32,
+                "attributes" => 64,
+                _ => 0,
+            };
+            if seen & bit != 0 {
+                return Err(self.err(format!("duplicate field `{key}`")));
+            }
+            seen |= bit;
+            match bit {
+                1 => time = self.opt_num()?,
+                2 => sev_number = self.opt_num()?,
+                4 => sev_text = self.opt_str()?,
+                8 => body = !self.null()? && self.any_value(&mut scratch.body).map(|()| true)?,
+                16 => trace = self.opt_str()?,
+                32 => span = self.opt_str()?,
+                64 => attrs = !self.null()? && self.attributes(&mut scratch.attrs, &mut site).map(|()| true)?,
+                _ => self.skip()?,
+            }
+        }
+        let buf = &mut out.buf;
+        let start = buf.len();
+        let mut raw_time = None;
+        let time_unix_nano = match &time {
+            None => 0,
+            Some(t) => t.as_u64().unwrap_or_else(|| {
+                stats.bad_time += 1;
+                raw_time = Some(t.raw());
+                0
+            }),
+        };
+        if time_unix_nano != 0 {
+            buf.push(LOG_TIME);
+            buf.extend_from_slice(&time_unix_nano.to_le_bytes());
+        }
+        let sev_number = sev_number.as_ref().and_then(Num::as_i64);
+        let level = severity(sev_text.as_deref(), sev_number);
+        if level != 0 {
+            buf.push(LOG_SEVERITY_NUMBER);
+            encode_varint(i64::from(level) as u64, buf);
+        }
+        if let Some(text) = sev_text.as_deref().filter(|t| !t.is_empty()) {
+            put_field(buf, LOG_SEVERITY_TEXT, text.as_bytes());
+        }
+        if body {
+            put_field(buf, LOG_BODY, &scratch.body);
+        }
+        let attrs_at = buf.len();
+        if attrs {
+            buf.extend_from_slice(&scratch.attrs);
+        }
+        if let Some(raw) = raw_time {
+            extra_attribute(buf, ATTR_RAW_TIME, |b| put_field(b, ANY_STRING, raw.as_bytes()));
+        }
+        if let Some(n) = sev_number {
+            extra_attribute(buf, ATTR_SEVERITY_NUMBER, |b| {
+                b.push(ANY_INT);
+                encode_varint(n as u64, b);
+            });
+        }
+        for (id, tag, bytes) in [(&trace, LOG_TRACE_ID, &mut [0u8; 16][..]), (&span, LOG_SPAN_ID, &mut [0u8; 8][..])] {
+            match id.as_deref() {
+                None | Some("") => {}
+                Some(text) if hex_into(text, bytes) => put_field(buf, tag, bytes),
+                Some(_) => stats.bad_ids += 1,
+            }
+        }
+        let content_end = buf.len();
+        if observed_ns != 0 {
+            buf.push(LOG_OBSERVED_TIME);
+            buf.extend_from_slice(&observed_ns.to_le_bytes());
+        }
+        let site = site.map(|(a, b)| (attrs_at + a, attrs_at + b));
+        out.items.push(Item { start, content_end, end: buf.len(), time_unix_nano, site });
+        Ok(())
+    }
+
+    /// A record's `attributes` array, as `LogRecord.attributes` fields.
+    /// `site`: where the first `installationContext` attribute's string lies.
+    fn attributes(&mut self, out: &mut Vec<u8>, site: &mut Option<(usize, usize)>) -> Result<(), WireError> {
+        self.open(b'[', "`attributes`: expected an array")?;
+        let mut site_done = false;
+        let mut first = true;
+        while self.next_elem(&mut first)? {
+            let at = open_field(out, LOG_ATTRIBUTE);
+            let is_site = self.key_value(out)?;
+            let content = close_field(out, at);
+            if is_site && !site_done {
+                site_done = true;
+                *site = site_string(out, content);
+            }
+        }
+        Ok(())
+    }
+
+    /// A `{"key": ..., "value": ...}` object as `KeyValue` content; whether
+    /// its key is the site attribute's.
+    fn key_value(&mut self, out: &mut Vec<u8>) -> Result<bool, WireError> {
+        self.open(b'{', "expected a key-value object")?;
+        let start = out.len();
+        let (mut key_at, mut value_at) = (None, None);
+        let mut is_site = false;
+        let mut first = true;
+        while let Some(field) = self.next_key(&mut first)? {
+            match &*field {
+                "key" => {
+                    if key_at.is_some() {
+                        return Err(self.err("duplicate field `key`"));
+                    }
+                    let at = out.len();
+                    key_at = Some(at);
+                    self.str_field(out, KV_KEY, false)?;
+                    is_site = out.get(at + 2..) == Some(SITE_KEY.as_bytes());
+                }
+                "value" => {
+                    if value_at.is_some() {
+                        return Err(self.err("duplicate field `value`"));
+                    }
+                    value_at = Some(out.len());
+                    if !self.null()? {
+                        let at = open_field(out, KV_VALUE);
+                        self.any_value(out)?;
+                        close_field(out, at);
+                    }
+                }
+                _ => self.skip()?,
+            }
+        }
+        let Some(key_at) = key_at else { return Err(self.err("missing field `key`")) };
+        if let Some(value_at) = value_at.filter(|&v| v < key_at) {
+            // The value came first in the page: the key goes first in protobuf.
+            if let Some(kv) = out.get_mut(start..) {
+                kv.rotate_left(key_at - value_at);
+            }
+        }
+        Ok(is_site)
+    }
+
+    /// An AnyValue object as `AnyValue` content: the member set, the first
+    /// of string, bool, int, double, bytes, array, kvlist when several are.
+    fn any_value(&mut self, out: &mut Vec<u8>) -> Result<(), WireError> {
+        self.open(b'{', "expected an AnyValue object")?;
+        let start = out.len();
+        let mut best = u8::MAX;
+        let mut first = true;
+        while let Some(key) = self.next_key(&mut first)? {
+            let rank = match &*key {
+                "stringValue" => 0,
+                "boolValue" => 1,
+                "intValue" => 2,
+                "doubleValue" => 3,
+                "bytesValue" => 4,
+                "arrayValue" => 5,
+                "kvlistValue" => 6,
+                _ => {
+                    self.skip()?;
+                    continue;
+                }
+            };
+            if self.null()? {
+                continue;
+            }
+            // A better-ranked member replaces what was written; a worse one
+            // is still parsed (and checked), then dropped.
+            let mark = if rank <= best {
+                out.truncate(start);
+                best = rank;
+                None
+            } else {
+                Some(out.len())
+            };
+            match rank {
+                0 => self.str_field(out, ANY_STRING, true)?,
+                1 => {
+                    let v = match self.peek() {
+                        Some(b't') => self.literal("true").map(|()| 1),
+                        Some(b'f') => self.literal("false").map(|()| 0),
+                        _ => Err(self.err("`boolValue`: expected a boolean")),
+                    }?;
+                    out.extend_from_slice(&[ANY_BOOL, v]);
+                }
+                2 | 3 => {
+                    let Some(n) = self.opt_num()? else { continue };
+                    match (rank, n.as_i64(), n.as_f64()) {
+                        (2, Some(i), _) => {
+                            out.push(ANY_INT);
+                            encode_varint(i as u64, out);
+                        }
+                        (3, _, Some(d)) => {
+                            out.push(ANY_DOUBLE);
+                            out.extend_from_slice(&d.to_le_bytes());
+                        }
+                        _ => put_field(out, ANY_STRING, n.raw().as_bytes()),
+                    }
+                }
+                4 => {
+                    let text = self.str()?;
+                    match base64::engine::general_purpose::STANDARD.decode(text.as_bytes()) {
+                        Ok(bytes) => put_field(out, ANY_BYTES, &bytes),
+                        Err(_) => put_field(out, ANY_STRING, text.as_bytes()),
+                    }
+                }
+                5 => self.list(out, ANY_ARRAY, |p, out| p.any_value(out))?,
+                _ => self.list(out, ANY_KVLIST, |p, out| p.key_value(out).map(drop))?,
+            }
+            if let Some(mark) = mark {
+                out.truncate(mark);
+            }
+        }
+        Ok(())
+    }
+
+    /// `{"values": [...]}` as field `tag` holding one `values` field per element.
+    fn list(
+        &mut self,
+        out: &mut Vec<u8>,
+        tag: u8,
+        mut elem: impl FnMut(&mut Self, &mut Vec<u8>) -> Result<(), WireError>,
+    ) -> Result<(), WireError> {
+        self.open(b'{', "expected an object with `values`")?;
+        let at = open_field(out, tag);
+        let mut seen = false;
+        let mut first = true;
+        while let Some(key) = self.next_key(&mut first)? {
+            if &*key != "values" {
+                self.skip()?;
+                continue;
+            }
+            if seen {
+                return Err(self.err("duplicate field `values`"));
+            }
+            seen = true;
+            if self.null()? {
+                continue;
+            }
+            self.open(b'[', "`values`: expected an array")?;
+            let mut first_elem = true;
+            while self.next_elem(&mut first_elem)? {
+                let e = open_field(out, LIST_VALUE);
+                elem(self, out)?;
+                close_field(out, e);
+            }
+        }
+        close_field(out, at);
+        Ok(())
+    }
+}
+
+/// An attribute the finishing rules add: a `LogRecord.attributes` field.
+fn extra_attribute(out: &mut Vec<u8>, key: &str, value: impl FnOnce(&mut Vec<u8>)) {
+    let at = open_field(out, LOG_ATTRIBUTE);
+    put_field(out, KV_KEY, key.as_bytes());
+    let v = open_field(out, KV_VALUE);
+    value(out);
+    close_field(out, v);
+    close_field(out, at);
+}
+
+/// Within `KeyValue` content written here (`start..end` of `buf`): the
+/// range of its value's string, when the value is a string.
+fn site_string(buf: &[u8], (start, end): (usize, usize)) -> Option<(usize, usize)> {
+    let (_, key_end) = field_at(buf, start, end, KV_KEY)?;
+    let (value, value_end) = field_at(buf, key_end, end, KV_VALUE)?;
+    field_at(buf, value, value_end, ANY_STRING)
+}
+
+/// The content range of the length-delimited field `tag` starting at `at`.
+fn field_at(buf: &[u8], at: usize, end: usize, tag: u8) -> Option<(usize, usize)> {
+    if *buf.get(at)? != tag {
+        return None;
+    }
+    let mut len = 0usize;
+    let mut i = at + 1;
+    for shift in (0..64).step_by(7) {
+        let b = *buf.get(i)?;
+        i += 1;
+        len |= usize::from(b & 0x7f) << shift;
+        if b < 0x80 {
+            return (i + len <= end).then_some((i, i + len));
+        }
+    }
+    None
+}
