@@ -21,6 +21,7 @@ use crate::export::{DeadLetter, Exporter, Transport};
 use crate::forge::client::ForgeClient;
 use crate::metrics::Registry;
 use crate::poller::budget::Budget;
+use crate::poller::budget::memory::Memory;
 use crate::poller::{Clock, Shared, SourceTask, SystemClock};
 
 pub struct App {
@@ -62,6 +63,7 @@ impl App {
             poll: cfg.poll.clone(),
             max_request_bytes: cfg.exporter.max_request_bytes,
             max_pages_per_window: cfg.forge.max_pages_per_window,
+            max_server_delay: cfg.forge.max_retry_delay,
             clock: options.clock.unwrap_or_else(|| Arc::new(SystemClock)),
         });
         let registry = Arc::new(Registry::default());
@@ -72,7 +74,9 @@ impl App {
             let budget = budgets
                 .entry(source.app_id.clone())
                 .or_insert_with(|| {
-                    Arc::new(Budget::new(&source.app_id, cfg.forge.requests_per_minute, cfg.forge.rate_period))
+                    let limit = cfg.forge.requests_per_minute;
+                    let memory = Memory::open(&cfg.state.dir, &source.app_id, limit as usize);
+                    Arc::new(Budget::with_memory(&source.app_id, limit, cfg.forge.rate_period, memory))
                 })
                 .clone();
             let metrics = registry.source(&source.name, &source.app_id);

@@ -25,6 +25,61 @@ pub use crate::progress::{Pass, Progress, Window};
 pub const VERSION: u32 = 1;
 const MINUTE_NS: i64 = 60_000_000_000;
 
+/// Per minute of record time: how many copies of each fingerprint were delivered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Delivered {
+    by_minute: BTreeMap<i64, std::collections::HashMap<u64, u32>>,
+    len: usize,
+}
+
+impl Delivered {
+    pub fn count(&self, ts_ns: i64, fp: u64) -> u32 {
+        self.by_minute.get(&ts_ns.div_euclid(MINUTE_NS)).and_then(|m| m.get(&fp)).copied().unwrap_or(0)
+    }
+
+    pub fn raise(&mut self, ts_ns: i64, fp: u64, n: u32) -> bool {
+        let slot = self.by_minute.entry(ts_ns.div_euclid(MINUTE_NS)).or_default().entry(fp).or_insert(0);
+        if *slot == 0 {
+            self.len += 1;
+        }
+        let changed = n > *slot;
+        *slot = (*slot).max(n);
+        changed
+    }
+
+    pub fn prune_before(&mut self, ms: i64) {
+        let keep_from = ms.saturating_mul(1_000_000).div_euclid(MINUTE_NS);
+        self.by_minute = self.by_minute.split_off(&keep_from);
+        self.len = self.by_minute.values().map(|m| m.len()).sum();
+    }
+
+    pub fn cap(&mut self, max: usize) -> Option<i64> {
+        let mut until = None;
+        while self.len > max {
+            let Some((minute, set)) = self.by_minute.pop_first() else { break };
+            self.len -= set.len();
+            until = Some((minute + 1) * 60_000);
+        }
+        until
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read checkpoint {}: {source}", path.display())]
+    Unreadable { path: PathBuf, source: std::io::Error },
+    #[error("checkpoint {} was written by a newer version ({detail}); refusing to use or overwrite it", path.display())]
+    Newer { path: PathBuf, detail: String },
+}
+
 /// Fingerprints of delivered records, by the minute of their timestamp.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fingerprints {
@@ -138,6 +193,8 @@ pub struct Checkpoint {
     pub fingerprints: Fingerprints,
     /// Seconds of history lost to the API's 14-day limit, ever.
     pub gap_seconds_total: u64,
+    #[serde(default)]
+    pub late_pass_skipped_seconds_total: u64,
 }
 
 impl Checkpoint {
@@ -151,6 +208,7 @@ impl Checkpoint {
             current: None,
             fingerprints: Fingerprints::default(),
             gap_seconds_total: 0,
+            late_pass_skipped_seconds_total: 0,
         }
     }
 }
@@ -166,10 +224,13 @@ pub enum CheckpointError {
 /// What loading found.
 #[derive(Debug)]
 pub enum Loaded {
-    Resumed(Checkpoint),
+    Resumed {
+        cp: Checkpoint,
+        delivered: Delivered,
+        query_changed: bool,
+        migrated_from: Option<u32>,
+    },
     Missing,
-    /// The file was written for another query; starting afresh.
-    QueryChanged,
     /// Unreadable or corrupt; moved to the given path.
     MovedAside {
         to: PathBuf,
@@ -200,22 +261,34 @@ impl Store {
         self.dir.join(format!("{}.checkpoint.json", file_stem(source)))
     }
 
-    pub fn load(&self, source: &str, query_key: &str) -> Loaded {
+    pub fn load(&self, source: &str, query_key: &str) -> Result<Loaded, LoadError> {
         let path = self.path(source);
         let text = match std::fs::read(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Loaded::Missing,
-            Err(e) => return self.move_aside(&path, format!("unreadable: {e}")),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::Missing),
+            Err(e) => return Err(LoadError::Unreadable { path, source: e }),
         };
-        match serde_json::from_slice::<Checkpoint>(&text) {
-            Ok(cp) if cp.version != VERSION => self.move_aside(&path, format!("unknown version {}", cp.version)),
-            Ok(cp) if cp.query_key != query_key => Loaded::QueryChanged,
+        Ok(match serde_json::from_slice::<Checkpoint>(&text) {
+            Ok(cp) if cp.version > VERSION => {
+                return Err(LoadError::Newer { path, detail: format!("version {}", cp.version) });
+            }
             Ok(cp) if cp.late_watermark_ms > cp.watermark_ms => {
                 self.move_aside(&path, "inconsistent marks (late watermark after watermark)".into())
             }
-            Ok(cp) => Loaded::Resumed(cp),
+            Ok(cp) => {
+                let query_changed = cp.query_key != query_key;
+                Loaded::Resumed { cp, delivered: Delivered::default(), query_changed, migrated_from: None }
+            }
             Err(e) => self.move_aside(&path, format!("corrupt: {e}")),
-        }
+        })
+    }
+
+    pub fn append(&self, _source: &str, _entries: &[(i64, u64, u32)]) -> Result<(), CheckpointError> {
+        Ok(())
+    }
+
+    pub fn compact(&self, _source: &str, _live: &Delivered) -> Result<bool, CheckpointError> {
+        Ok(false)
     }
 
     fn move_aside(&self, path: &Path, reason: String) -> Loaded {
@@ -299,15 +372,15 @@ mod tests {
     fn round_trips_and_resumes() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let store = Store::new(dir.path());
-        assert!(matches!(store.load("prod / eu", "q1"), Loaded::Missing));
+        assert!(matches!(store.load("prod / eu", "q1"), Ok(Loaded::Missing)));
         let cp = sample();
         assert_eq!(cp.fingerprints.len(), 2);
         store.save(&cp).unwrap_or_else(|e| panic!("{e}"));
         match store.load("prod / eu", "q1") {
-            Loaded::Resumed(back) => assert_eq!(back, cp),
+            Ok(Loaded::Resumed { cp: back, .. }) => assert_eq!(back, cp),
             other => panic!("{other:?}"),
         }
-        assert!(matches!(store.load("prod / eu", "q2"), Loaded::QueryChanged));
+        assert!(matches!(store.load("prod / eu", "q2"), Ok(Loaded::Resumed { query_changed: true, .. })));
         assert!(store.path("prod / eu").file_name().is_some_and(|n| n.to_string_lossy().starts_with("prod___eu-")));
     }
 
@@ -315,10 +388,10 @@ mod tests {
     fn corrupt_files_are_moved_aside() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let store = Store::new(dir.path());
-        for garbage in [&b"{\"version\":1,\"sour"[..], b"\x00\x01garbage", b"", b"{\"version\":99}"] {
+        for garbage in [&b"{\"version\":1,\"sour"[..], b"\x00\x01garbage", b""] {
             let _ = std::fs::write(store.path("s"), garbage);
             match store.load("s", "q") {
-                Loaded::MovedAside { to, reason } => {
+                Ok(Loaded::MovedAside { to, reason }) => {
                     assert!(to.exists(), "{reason}");
                     assert!(!store.path("s").exists());
                 }

@@ -40,6 +40,7 @@ pub mod telemetry;
 pub mod testkit;
 pub mod timefmt;
 pub mod tls;
+pub mod wait;
 
 /// Resolves on SIGINT or SIGTERM.
 pub async fn shutdown_signal() {

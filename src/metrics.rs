@@ -78,6 +78,12 @@ pub struct SourceMetrics {
     pub in_flight: AtomicU64,
     pub gap_seconds: AtomicU64,
     pub gave_up_pages: AtomicU64,
+    /// Records only the second pass found.
+    pub found_late: AtomicU64,
+    /// Seconds of time the second pass skipped because the delivered-record memory was full.
+    pub late_pass_skipped_seconds: AtomicU64,
+    pub arrival_delay_seconds_sum: Mutex<f64>,
+    pub arrival_delay_count: AtomicU64,
     pub cursor_loops: AtomicU64,
     pub out_of_window: AtomicU64,
     pub bad_time: AtomicU64,
@@ -103,6 +109,12 @@ impl SourceMetrics {
 
     pub fn add(counter: &AtomicU64, n: u64) {
         counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// A delivered record was first seen `secs` after its own timestamp.
+    pub fn observe_arrival_delay(&self, secs: f64) {
+        *lock(&self.arrival_delay_seconds_sum) += secs;
+        self.arrival_delay_count.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn api_call(&self, status_class: &str, now_ms: i64, seconds: f64) {

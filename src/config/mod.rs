@@ -88,6 +88,9 @@ pub struct ForgeConfig {
     pub rate_period: Duration,
     pub max_response_bytes: u64,
     pub max_pages_per_window: u32,
+    /// Cap on any delay a Forge answer asks for (`Retry-After`, `X-RateLimit-Reset`).
+    #[serde(serialize_with = "ser_duration")]
+    pub max_retry_delay: Duration,
 }
 
 /// Where the API token comes from. A file is read again when the API
@@ -155,7 +158,12 @@ impl SourceConfig {
         if self.installation_contexts.is_empty() {
             vec![Vec::new()]
         } else {
-            self.installation_contexts.chunks(MAX_SITES_PER_QUERY).map(<[String]>::to_vec).collect()
+            // A canonical order: reordering the list in the config keeps
+            // every group (and a saved group index) the same.
+            let mut sites = self.installation_contexts.clone();
+            sites.sort();
+            sites.dedup();
+            sites.chunks(MAX_SITES_PER_QUERY).map(<[String]>::to_vec).collect()
         }
     }
 }

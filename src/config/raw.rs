@@ -95,6 +95,7 @@ pub struct RawForge {
     pub rate_period: Option<Scalar>,
     pub max_response_size: Option<Scalar>,
     pub max_pages_per_window: Option<Lenient<u32>>,
+    pub max_retry_delay: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]

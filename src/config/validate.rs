@@ -218,6 +218,10 @@ fn forge(raw: Option<raw::RawForge>, errs: &mut Errors) -> ForgeConfig {
     if max_pages_per_window == 0 {
         errs.push("forge.max_pages_per_window", "must be at least 1");
     }
+    let max_retry_delay = errs.duration("forge.max_retry_delay", &raw.max_retry_delay, Duration::from_secs(300));
+    if max_retry_delay.is_zero() || max_retry_delay > Duration::from_secs(24 * 3600) {
+        errs.push("forge.max_retry_delay", "must be more than 0 and at most 1d");
+    }
     ForgeConfig {
         base_url,
         email,
@@ -227,6 +231,7 @@ fn forge(raw: Option<raw::RawForge>, errs: &mut Errors) -> ForgeConfig {
         rate_period,
         max_response_bytes,
         max_pages_per_window,
+        max_retry_delay,
     }
 }
 

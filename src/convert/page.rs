@@ -63,6 +63,11 @@ impl<'a> Record<'a> {
         crate::fingerprint::hash_bytes(self.content)
     }
 
+    /// The `LogRecord` message as sent.
+    pub fn encoded(&self) -> &'a [u8] {
+        self.encoded
+    }
+
     /// The string value of the record's `installationContext` attribute.
     pub fn site(&self) -> Option<&'a str> {
         self.site

@@ -1,32 +1,45 @@
-//! One API budget per app id, shared by all its sources and site groups.
+//! One API budget per app id, shared by all its sources, site groups and
+//! both passes (DESIGN.md 4).
 //!
-//! At most `limit` calls in any `period`, paced evenly (`period / limit`
-//! apart) rather than in bursts, with a small margin on the sliding window
-//! so network jitter cannot push a call into the server's previous window.
-//! A 429 blocks every caller of the app until its `Retry-After`. First-pass
-//! callers (freshness) go before second-pass callers.
+//! At most `limit` calls in any `period`, paced evenly rather than in
+//! bursts, with a small margin on the sliding window so network jitter
+//! cannot push a call into the server's previous window. Calls go
+//! **earliest deadline first**: each caller says when its stretch fell
+//! due, and a free slot goes to the waiter whose stretch waited longest.
+//!
+//! A 429 blocks every caller of the app for the (capped) delay the server
+//! gave. A 429 while this process is under its own count means another
+//! client spends the same limit: the effective rate is halved, then
+//! raised by one call per period without a 429 (AIMD), so the sidecar
+//! settles on what is left. The calls of the last period are remembered
+//! in the state directory ([`memory`]) so a restart does not burst.
 
-use std::collections::VecDeque;
+pub mod memory;
+
+use std::collections::{BTreeSet, VecDeque};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use tokio::sync::Notify;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::metrics::lock;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Priority {
-    High,
-    Low,
-}
+use memory::Memory;
 
 #[derive(Debug)]
 struct Inner {
+    /// Times of the last `limit` calls.
     calls: VecDeque<Instant>,
     next_slot: Option<Instant>,
     blocked_until: Option<Instant>,
+    /// Waiting callers by (deadline, arrival).
+    waiters: BTreeSet<(i64, u64)>,
+    arrivals: u64,
+    /// Calls per period this process allows itself (≤ limit).
+    rate: f64,
+    /// Last time the rate changed (cut or raised).
+    rate_changed: Instant,
 }
 
 #[derive(Debug)]
@@ -35,7 +48,8 @@ pub struct Budget {
     limit: usize,
     period: Duration,
     inner: Mutex<Inner>,
-    high_waiting: AtomicUsize,
+    notify: Notify,
+    memory: Option<Memory>,
 }
 
 /// Gap kept beyond the sliding window: 1 % of it, at most 500 ms.
@@ -67,145 +81,155 @@ fn earliest(
     t
 }
 
+/// The rate after a 429 that came while under the limit: halved, at least one call per period.
+fn cut(rate: f64) -> f64 {
+    (rate / 2.0).max(1.0)
+}
+
+/// Removes a waiter when its `acquire` ends, however it ends.
+struct Waiting<'a> {
+    budget: &'a Budget,
+    key: (i64, u64),
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        lock(&self.budget.inner).waiters.remove(&self.key);
+        self.budget.notify.notify_waiters();
+    }
+}
+
 impl Budget {
     pub fn new(app: &str, limit: u32, period: Duration) -> Self {
+        let limit = (limit as usize).max(1);
         Self {
             app: app.to_string(),
-            limit: (limit as usize).max(1),
+            limit,
             period,
-            inner: Mutex::new(Inner { calls: VecDeque::new(), next_slot: None, blocked_until: None }),
-            high_waiting: AtomicUsize::new(0),
+            inner: Mutex::new(Inner {
+                calls: VecDeque::new(),
+                next_slot: None,
+                blocked_until: None,
+                waiters: BTreeSet::new(),
+                arrivals: 0,
+                rate: limit as f64,
+                rate_changed: Instant::now(),
+            }),
+            notify: Notify::new(),
+            memory: None,
         }
     }
 
-    /// Waits for a slot and takes it, calling `tick` at least every few
-    /// seconds while it waits (liveness). `None` when cancelled first.
-    pub async fn acquire(
-        &self,
-        priority: Priority,
-        cancel: &CancellationToken,
-        tick: &(dyn Fn() + Sync),
-    ) -> Option<()> {
-        if priority == Priority::High {
-            self.high_waiting.fetch_add(1, Ordering::SeqCst);
+    /// A budget that remembers its calls in `memory` and starts from the
+    /// calls remembered there (a restart right after a busy minute waits).
+    pub fn with_memory(app: &str, limit: u32, period: Duration, memory: Memory) -> Self {
+        let mut b = Self::new(app, limit, period);
+        let now = Instant::now();
+        let recent = memory.recent_calls(period);
+        {
+            let inner = b.inner.get_mut().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for ago in recent {
+                if let Some(t) = now.checked_sub(ago) {
+                    inner.calls.push_back(t);
+                }
+            }
+            while inner.calls.len() > b.limit {
+                inner.calls.pop_front();
+            }
+            inner.next_slot = inner.calls.back().map(|t| *t + period / b.limit as u32);
         }
-        let result = self.acquire_inner(priority, cancel, tick).await;
-        if priority == Priority::High {
-            self.high_waiting.fetch_sub(1, Ordering::SeqCst);
-        }
-        result
+        b.memory = Some(memory);
+        b
     }
 
-    async fn acquire_inner(
-        &self,
-        priority: Priority,
-        cancel: &CancellationToken,
-        tick: &(dyn Fn() + Sync),
-    ) -> Option<()> {
+    /// Calls per period this process currently allows itself.
+    pub fn effective_rate(&self) -> f64 {
+        lock(&self.inner).rate
+    }
+
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
+    pub fn period(&self) -> Duration {
+        self.period
+    }
+
+    /// Waits for a slot and takes it. `deadline_ms`: when the caller's
+    /// stretch fell due; the earliest goes first. Calls `tick` at least
+    /// every few seconds while waiting (liveness). `None` when cancelled.
+    pub async fn acquire(&self, deadline_ms: i64, cancel: &CancellationToken, tick: &(dyn Fn() + Sync)) -> Option<()> {
+        let key = {
+            let mut inner = lock(&self.inner);
+            inner.arrivals += 1;
+            let key = (deadline_ms, inner.arrivals);
+            inner.waiters.insert(key);
+            key
+        };
+        let _waiting = Waiting { budget: self, key };
         loop {
             tick();
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
             let wait = {
                 let mut inner = lock(&self.inner);
                 let now = Instant::now();
-                let at = earliest(&inner.calls, inner.next_slot, inner.blocked_until, now, self.limit, self.period);
-                let yield_to_high = priority == Priority::Low && self.high_waiting.load(Ordering::SeqCst) > 0;
-                if at <= now && !yield_to_high {
+                self.recover(&mut inner, now);
+                let allowed = (inner.rate.floor() as usize).clamp(1, self.limit);
+                let at = earliest(&inner.calls, inner.next_slot, inner.blocked_until, now, allowed, self.period);
+                let first = inner.waiters.first() == Some(&key);
+                if first && at <= now {
                     inner.calls.push_back(now);
                     while inner.calls.len() > self.limit {
                         inner.calls.pop_front();
                     }
-                    inner.next_slot = Some(now + self.period / self.limit as u32);
+                    inner.next_slot = Some(now + self.period.div_f64(inner.rate.max(1.0)));
+                    if let Some(m) = &self.memory {
+                        m.record(now);
+                    }
                     return Some(());
                 }
-                let wait = if at > now { at - now } else { self.period / self.limit as u32 / 4 };
-                wait.min(Duration::from_secs(5))
+                if first { at - now } else { crate::wait::TICK }
             };
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => return None,
-                () = tokio::time::sleep(wait) => {}
+                () = &mut notified => {}
+                () = tokio::time::sleep(wait.min(crate::wait::TICK)) => {}
             }
         }
     }
 
+    /// Additive increase: one call per period more after a period without a cut.
+    fn recover(&self, inner: &mut Inner, now: Instant) {
+        if inner.rate < self.limit as f64 && now.duration_since(inner.rate_changed) >= self.period {
+            inner.rate = (inner.rate + 1.0).min(self.limit as f64);
+            inner.rate_changed = now;
+        }
+    }
+
     /// After a 429: nobody calls this app before `delay` has passed.
-    /// Returns true when the 429 came while this process was under its own
-    /// budget (another client is likely using the same app's limit).
+    /// Returns true when the 429 came while this process was under its
+    /// own limit: another client is using the same app's limit, and the
+    /// effective rate is cut.
     pub fn throttle(&self, delay: Duration) -> bool {
         let mut inner = lock(&self.inner);
         let now = Instant::now();
-        let until = now + delay;
+        let until = now.checked_add(delay).unwrap_or(now + crate::net::MAX_SERVER_DELAY);
         inner.blocked_until = Some(inner.blocked_until.map_or(until, |b| b.max(until)));
         let window_start = now.checked_sub(self.period).unwrap_or(now);
-        inner.calls.iter().filter(|t| **t > window_start).count() < self.limit
+        let ours = inner.calls.iter().filter(|t| **t > window_start).count();
+        let shared = ours < self.limit;
+        if shared {
+            inner.rate = cut(inner.rate);
+            inner.rate_changed = now;
+        }
+        drop(inner);
+        self.notify.notify_waiters();
+        shared
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test(start_paused = true)]
-    async fn paces_evenly_and_never_exceeds_the_window() {
-        let b = Budget::new("app", 30, Duration::from_secs(60));
-        let cancel = CancellationToken::new();
-        let t0 = Instant::now();
-        let mut times = Vec::new();
-        for _ in 0..95 {
-            assert!(b.acquire(Priority::High, &cancel, &|| {}).await.is_some());
-            times.push(Instant::now() - t0);
-        }
-        for pair in times.windows(2) {
-            assert!(pair[1] - pair[0] >= Duration::from_secs(2), "evenly paced: {pair:?}");
-        }
-        for (i, t) in times.iter().enumerate() {
-            let in_window = times[i..].iter().take_while(|u| **u - *t < Duration::from_secs(60)).count();
-            assert!(in_window <= 30, "{in_window} calls within 60 s from call {i}");
-        }
-        // Within 2 % of the minimum possible time for 95 calls at 30/min.
-        let total = *times.last().unwrap_or(&Duration::ZERO);
-        let minimum = Duration::from_secs(2 * 94);
-        assert!(total <= minimum.mul_f64(1.02), "{total:?} vs {minimum:?}");
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_429_blocks_every_caller_until_retry_after() {
-        let b = Budget::new("app", 30, Duration::from_secs(60));
-        let cancel = CancellationToken::new();
-        b.acquire(Priority::High, &cancel, &|| {}).await;
-        let t0 = Instant::now();
-        assert!(b.throttle(Duration::from_secs(7)), "one call, then a 429: someone else shares the limit");
-        b.acquire(Priority::Low, &cancel, &|| {}).await;
-        assert!(Instant::now() - t0 >= Duration::from_secs(7));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn first_pass_goes_before_second() {
-        let b = std::sync::Arc::new(Budget::new("app", 30, Duration::from_secs(60)));
-        let cancel = CancellationToken::new();
-        b.acquire(Priority::High, &cancel, &|| {}).await;
-        let order = std::sync::Arc::new(Mutex::new(Vec::new()));
-        let (b1, o1, c1) = (b.clone(), order.clone(), cancel.clone());
-        let low = tokio::spawn(async move {
-            b1.acquire(Priority::Low, &c1, &|| {}).await;
-            lock(&o1).push("low");
-        });
-        tokio::task::yield_now().await;
-        let (b2, o2, c2) = (b.clone(), order.clone(), cancel.clone());
-        let high = tokio::spawn(async move {
-            b2.acquire(Priority::High, &c2, &|| {}).await;
-            lock(&o2).push("high");
-        });
-        let _ = tokio::join!(low, high);
-        assert_eq!(*lock(&order), vec!["high", "low"]);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn cancellation_ends_the_wait() {
-        let b = Budget::new("app", 1, Duration::from_secs(3600));
-        let cancel = CancellationToken::new();
-        b.acquire(Priority::High, &cancel, &|| {}).await;
-        cancel.cancel();
-        assert!(b.acquire(Priority::High, &cancel, &|| {}).await.is_none());
-    }
-}
+mod tests;

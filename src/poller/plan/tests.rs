@@ -17,7 +17,7 @@ fn params(now: i64) -> Params {
 
 fn fetch(n: Next) -> Window {
     match n {
-        Next::Fetch(w) => w,
+        Next::Fetch(planned) => planned.window,
         Next::Sleep(t) => panic!("expected a fetch, got sleep until {t}"),
     }
 }
@@ -78,7 +78,7 @@ fn catch_up_is_oldest_first_and_single_pass() {
     let mut reads: Vec<Window> = Vec::new();
     for _ in 0..100 {
         match next(w, w2, &params(now)) {
-            Next::Fetch(win) => {
+            Next::Fetch(Planned { window: win, .. }) => {
                 if let Some(last) = reads.iter().rev().find(|r| r.pass == win.pass) {
                     assert_eq!(last.end_ms, win.start_ms, "each pass is contiguous");
                 }
@@ -112,7 +112,7 @@ fn every_stretch_is_read_twice_in_steady_state_at_most() {
     let mut covered_late = Vec::new();
     while now < start + 3 * HOUR {
         match next(w, w2, &params(now)) {
-            Next::Fetch(win) => {
+            Next::Fetch(Planned { window: win, .. }) => {
                 match win.pass {
                     Pass::First => first_ms += win.end_ms - win.start_ms,
                     Pass::Late => {
@@ -141,7 +141,7 @@ fn late_zero_turns_the_second_pass_off() {
     p.late_ms = 0;
     let (mut w, mut w2) = (now - 2 * HOUR, now - 2 * HOUR);
     for _ in 0..5 {
-        if let Next::Fetch(win) = next(w, w2, &p) {
+        if let Next::Fetch(Planned { window: win, .. }) = next(w, w2, &p) {
             assert_eq!(win.pass, Pass::First);
             assert!(win.complete);
             advance(&mut w, &mut w2, &win);
@@ -171,20 +171,72 @@ fn a_clock_moving_backwards_plans_nothing_new() {
     let earlier = params(now - 30 * MIN);
     match next(w, w2, &earlier) {
         Next::Sleep(t) => assert!(t > now - 30 * MIN),
-        Next::Fetch(win) => panic!("fetched {win:?} after the clock went back"),
+        Next::Fetch(planned) => panic!("fetched {planned:?} after the clock went back"),
     }
 }
 
 #[test]
-fn late_pass_never_overtakes_the_first() {
+fn the_pass_that_waited_longest_goes_first_and_late_never_overtakes() {
     let now = 100 * DAY;
+    // The second pass's stretch (due at w2 + 11 min) waited longer than the
+    // first pass's (due at w + 2 min): it goes first, and stops at `w`.
     let (mut w, mut w2) = (now - 5 * MIN, now - 30 * MIN);
+    let planned = match next(w, w2, &params(now)) {
+        Next::Fetch(p) => p,
+        Next::Sleep(t) => panic!("sleep until {t}"),
+    };
+    assert_eq!(planned.window.pass, Pass::Late);
+    assert_eq!(planned.due_ms, w2 + MIN + 10 * MIN);
+    assert!(planned.window.end_ms <= now - 10 * MIN && planned.window.end_ms <= w);
+    advance(&mut w, &mut w2, &planned.window);
     let win = fetch(next(w, w2, &params(now)));
     assert_eq!(win.pass, Pass::First);
     advance(&mut w, &mut w2, &win);
-    let win = fetch(next(w, w2, &params(now)));
-    assert_eq!(win.pass, Pass::Late);
-    assert!(win.end_ms <= now - 10 * MIN);
-    advance(&mut w, &mut w2, &win);
     assert!(w2 <= w);
+}
+
+/// A poll interval at the budget's pace (one call every 2 s at 30/min):
+/// with the first pass always due again, the second pass still gets its
+/// share and its mark keeps up with the late horizon (the starvation the
+/// old "first pass before second" rule caused).
+#[test]
+fn an_interval_at_the_budgets_pace_starves_neither_pass() {
+    let mut p = params(100 * DAY);
+    p.interval_ms = 2_000;
+    p.settle_ms = 5_000;
+    p.late_ms = MIN;
+    let start = 100 * DAY;
+    let (mut w, mut w2) = (start - 5_000, start - 5_000);
+    let mut now = start;
+    let (mut firsts, mut lates) = (0, 0);
+    let mut worst_late_lag = 0;
+    while now < start + 30 * MIN {
+        p.now_ms = now;
+        p.oldest_ms = now - 14 * DAY;
+        match next(w, w2, &p) {
+            Next::Fetch(planned) => {
+                match planned.window.pass {
+                    Pass::First => firsts += 1,
+                    Pass::Late => lates += 1,
+                }
+                advance(&mut w, &mut w2, &planned.window);
+                now += 2_000; // the budget's pace: one call every 2 s
+            }
+            Next::Sleep(t) => now = t,
+        }
+        if now > start + 2 * MIN {
+            worst_late_lag = worst_late_lag.max((now - MIN) - w2);
+        }
+    }
+    assert!(lates > 100 && firsts > 100, "both passes run: {firsts} first, {lates} late");
+    assert!(worst_late_lag <= 10_000, "the second pass keeps up: {worst_late_lag} ms behind its horizon");
+}
+
+#[test]
+fn windows_in_progress_keep_their_deadline() {
+    let p = params(100 * DAY);
+    let win = Window { pass: Pass::First, start_ms: 5 * MIN, end_ms: 6 * MIN, complete: false };
+    assert_eq!(due(&win, &p), 5 * MIN + MIN + MIN);
+    let late = Window { pass: Pass::Late, ..win };
+    assert_eq!(due(&late, &p), 5 * MIN + MIN + 10 * MIN);
 }

@@ -1,0 +1,162 @@
+//! The budget's memory: the wall-clock times of an app's recent calls, in
+//! a small file of the state directory, so a process started right after
+//! another (a crash, a kill -9, a rolling update) does not spend calls its
+//! predecessor already spent in the API's window.
+//!
+//! Written after every call on a blocking thread, never on the async
+//! runtime; not fsynced (a process crash keeps the page cache; only a
+//! power loss forgets, and that risks one 429 at most).
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::lock;
+
+/// Calls remembered: enough for any limit the config allows.
+const KEPT: usize = 10_000;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct File {
+    app: String,
+    calls_unix_ms: Vec<i64>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    path: PathBuf,
+    app: String,
+    calls: Mutex<VecDeque<i64>>,
+    /// Sequence of the newest snapshot on disk: an older one never overwrites it.
+    written: Mutex<u64>,
+    next_seq: Mutex<u64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Memory {
+    shared: Arc<Shared>,
+    limit: usize,
+}
+
+/// The file of an app's memory in `dir`.
+pub fn path(dir: &Path, app: &str) -> PathBuf {
+    let stem: String =
+        app.chars().map(|c| if c.is_ascii_alphanumeric() || "-_".contains(c) { c } else { '_' }).collect();
+    let hash = crate::fingerprint::hash_bytes(app.as_bytes());
+    dir.join(format!("budget-{stem}-{:08x}.json", hash as u32))
+}
+
+impl Memory {
+    /// Loads what the file remembers (nothing when it is missing or unreadable).
+    pub fn open(dir: &Path, app: &str, limit: usize) -> Self {
+        let path = path(dir, app);
+        let calls = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<File>(&b).ok())
+            .filter(|f| f.app == app)
+            .map(|f| f.calls_unix_ms.into_iter().rev().take(KEPT.min(limit.max(1))).rev().collect())
+            .unwrap_or_default();
+        Self {
+            shared: Arc::new(Shared {
+                path,
+                app: app.to_string(),
+                calls: Mutex::new(calls),
+                written: Mutex::new(0),
+                next_seq: Mutex::new(0),
+            }),
+            limit: limit.max(1),
+        }
+    }
+
+    /// How long ago each remembered call within the last `period` was, oldest first.
+    pub fn recent_calls(&self, period: Duration) -> Vec<Duration> {
+        let now = crate::timefmt::system_millis(SystemTime::now());
+        let period_ms = i64::try_from(period.as_millis()).unwrap_or(i64::MAX);
+        let mut out: Vec<Duration> = lock(&self.shared.calls)
+            .iter()
+            .filter(|t| now - **t < period_ms)
+            .map(|t| Duration::from_millis(u64::try_from(now - *t).unwrap_or(0)))
+            .collect();
+        out.sort_by(|a, b| b.cmp(a));
+        out
+    }
+
+    /// Remembers a call made now and writes the file in the background.
+    pub fn record(&self, _at: tokio::time::Instant) {
+        let now = crate::timefmt::system_millis(SystemTime::now());
+        let snapshot: Vec<i64> = {
+            let mut calls = lock(&self.shared.calls);
+            calls.push_back(now);
+            while calls.len() > self.limit.min(KEPT) {
+                calls.pop_front();
+            }
+            calls.iter().copied().collect()
+        };
+        let seq = {
+            let mut s = lock(&self.shared.next_seq);
+            *s += 1;
+            *s
+        };
+        let shared = self.shared.clone();
+        let write = move || {
+            let mut written = lock(&shared.written);
+            if seq <= *written {
+                return;
+            }
+            let file = File { app: shared.app.clone(), calls_unix_ms: snapshot };
+            match write_file(&shared.path, &file) {
+                Ok(()) => *written = seq,
+                Err(e) => tracing::debug!(path = %shared.path.display(), error = %e, "budget memory not written"),
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => drop(h.spawn_blocking(write)),
+            Err(_) => write(),
+        }
+    }
+}
+
+fn write_file(path: &Path, file: &File) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec(file).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension("json.tmp");
+    {
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        let mut f = opts.open(&tmp)?;
+        f.write_all(&bytes)?;
+    }
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remembers_the_last_calls_across_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Memory::open(dir.path(), "app-1", 30);
+        for _ in 0..40 {
+            m.record(tokio::time::Instant::now());
+        }
+        let again = Memory::open(dir.path(), "app-1", 30);
+        let recent = again.recent_calls(Duration::from_secs(60));
+        assert_eq!(recent.len(), 30, "the last `limit` calls");
+        assert!(recent.iter().all(|d| *d < Duration::from_secs(60)));
+        assert!(Memory::open(dir.path(), "app-2", 30).recent_calls(Duration::from_secs(60)).is_empty());
+        assert!(again.recent_calls(Duration::ZERO).is_empty(), "nothing older than the period counts");
+    }
+
+    #[test]
+    fn a_broken_file_is_an_empty_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(path(dir.path(), "a"), b"{not json").unwrap();
+        assert!(Memory::open(dir.path(), "a", 30).recent_calls(Duration::from_secs(60)).is_empty());
+    }
+}

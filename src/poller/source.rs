@@ -1,0 +1,440 @@
+//! One source's task: carries out what [`super::plan`], [`super::action`]
+//! and [`super::filter`] decide, strictly in order: plan a window, wait
+//! for the app's budget, fetch a page, convert it, drop what was
+//! delivered before, deliver the rest and wait for the answer, record what
+//! went, and only then move the checkpoint. Nothing is queued between
+//! stages, so nothing can be dropped from a queue; a crash repeats at
+//! most one page.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::action::{self, Action, Situation};
+use super::budget::Budget;
+use super::filter::ReadCounts;
+use super::plan::{self, Next, Params};
+use super::{Shared, health, ms};
+use crate::backoff::Backoff;
+use crate::checkpoint::{Checkpoint, Delivered, LoadError, Loaded};
+use crate::config::{API_RETENTION, MAX_WINDOW, SourceConfig};
+use crate::convert::{self, Decoded, PageBuffers, RequestHead};
+use crate::forge::client::{ForgeError, Query};
+use crate::metrics::{LastError, SourceMetrics};
+use crate::progress::{Pass, Progress, Window};
+
+/// A window whose cursors loop is read again this many times before it is cut short.
+const MAX_LOOP_RESTARTS: u32 = 3;
+/// Empty pages in a row that still carry a cursor before the chain counts as a loop.
+const MAX_EMPTY_PAGES: u32 = 20;
+/// Delivered-record counts kept at most per source (about 40 bytes each in memory).
+const MAX_DELIVERED: usize = 2_000_000;
+/// How far past each end of a window a request reaches (DESIGN.md 5).
+const EDGE_MS: i64 = 1;
+/// A clock skew above this is reported.
+const SKEW_WARN_MS: i64 = 5_000;
+
+enum PageError {
+    Cancelled,
+    Stuck(String),
+}
+
+pub struct SourceTask {
+    source: SourceConfig,
+    groups: Vec<Vec<String>>,
+    levels: Vec<String>,
+    query_key: String,
+    head: Arc<RequestHead>,
+    budget: Arc<Budget>,
+    metrics: Arc<SourceMetrics>,
+    shared: Arc<Shared>,
+    cp: Checkpoint,
+    delivered: Delivered,
+    /// Copies seen in the current read of the current site group.
+    read: ReadCounts,
+    seen_cursors: HashSet<String>,
+    /// Times the current window was restarted after a cursor loop.
+    loop_restarts: u32,
+    empty_pages: u32,
+    /// Moved by 400 answers: new windows start later, planning's "now" earlier.
+    older_margin_ms: i64,
+    future_lag_ms: i64,
+    /// Journal entries appended since the last compaction.
+    appended: usize,
+    skew_reported: bool,
+    buffers: PageBuffers,
+}
+
+impl SourceTask {
+    pub fn new(source: SourceConfig, budget: Arc<Budget>, metrics: Arc<SourceMetrics>, shared: Arc<Shared>) -> Self {
+        let query_key = source.query_key();
+        let groups = source.site_groups();
+        let mut levels = source.levels.clone();
+        levels.sort();
+        levels.dedup();
+        let head = Arc::new(RequestHead::new(&convert::source_resource(&source)));
+        let cp = Checkpoint::fresh(&source.name, &query_key, 0);
+        Self {
+            source,
+            groups,
+            levels,
+            query_key,
+            head,
+            budget,
+            metrics,
+            shared,
+            cp,
+            delivered: Delivered::default(),
+            read: ReadCounts::new(),
+            seen_cursors: HashSet::new(),
+            loop_restarts: 0,
+            empty_pages: 0,
+            older_margin_ms: 0,
+            future_lag_ms: 0,
+            appended: 0,
+            skew_reported: false,
+            buffers: PageBuffers::default(),
+        }
+    }
+
+    fn host_now(&self) -> i64 {
+        self.shared.clock.now_ms()
+    }
+
+    /// Planning time: the earlier of the host's clock and the API's
+    /// (DESIGN.md 5), less what 400s for future windows taught.
+    fn plan_now(&mut self) -> i64 {
+        let host = self.host_now();
+        let offset = self.shared.client.api_clock_offset_ms().unwrap_or(0);
+        if offset.abs() > SKEW_WARN_MS && !self.skew_reported {
+            self.skew_reported = true;
+            tracing::warn!(source = %self.source.name, skew_ms = offset, "the host clock and the API's clock differ; planning with the earlier one");
+        }
+        host + offset.min(0) - self.future_lag_ms
+    }
+
+    fn hard_oldest(now: i64) -> i64 {
+        now - ms(API_RETENTION)
+    }
+
+    fn params(&self, now: i64) -> Params {
+        let p = &self.shared.poll;
+        Params {
+            now_ms: now,
+            settle_ms: ms(p.settle_delay),
+            late_ms: ms(p.late_arrival),
+            interval_ms: ms(p.interval),
+            oldest_ms: Self::hard_oldest(now) + ms(p.retention_margin) + self.older_margin_ms,
+            // The request reaches past both ends and must stay within the API's hour.
+            max_window_ms: ms(MAX_WINDOW) - 2 * EDGE_MS,
+        }
+    }
+
+    fn tick(&self) {
+        self.metrics.tick(self.host_now());
+    }
+
+    async fn sleep(&self, d: Duration, cancel: &CancellationToken) -> bool {
+        let (metrics, clock) = (self.metrics.clone(), self.shared.clock.clone());
+        crate::wait::wait(d, cancel, &move || metrics.tick(clock.now_ms())).await
+    }
+
+    /// Loads the checkpoint. A file that cannot be read right now, or that
+    /// a newer version wrote, is never moved aside or overwritten: the
+    /// source waits and tries again. False when cancelled meanwhile.
+    async fn load(&mut self, cancel: &CancellationToken) -> bool {
+        let mut backoff = Backoff::new(Duration::from_secs(1), self.shared.poll.config_error_retry);
+        loop {
+            let (store, name, key) = (self.shared.store.clone(), self.source.name.clone(), self.query_key.clone());
+            let loaded = tokio::task::spawn_blocking(move || store.load(&name, &key)).await.unwrap_or_else(|e| {
+                Err(LoadError::Unreadable { path: Default::default(), source: std::io::Error::other(e) })
+            });
+            let now = self.plan_now();
+            let start = (now - ms(self.shared.poll.initial_lookback)).max(self.params(now).oldest_ms);
+            let name = &self.source.name;
+            match loaded {
+                Ok(Loaded::Missing) => {
+                    tracing::info!(source = %name, from = %crate::timefmt::format_millis(start), "no checkpoint; first start");
+                    self.cp = Checkpoint::fresh(name, &self.query_key, start);
+                }
+                Ok(Loaded::Resumed { mut cp, delivered, query_changed, migrated_from }) => {
+                    if let Some(v) = migrated_from {
+                        tracing::info!(source = %name, from_version = v, "checkpoint migrated");
+                    }
+                    if query_changed {
+                        // The new filter applies from the watermark on; nothing is read again.
+                        tracing::warn!(source = %name, "the source's filters changed; keeping its watermark, the new filters apply from there");
+                        cp.query_key = self.query_key.clone();
+                        cp.current = None;
+                    }
+                    if let Some(p) = &mut cp.current {
+                        // The group is read again from its first page: the counts of
+                        // what went out recognise it, and the read's own counts restart.
+                        p.cursor = None;
+                        p.pages = 0;
+                    }
+                    tracing::info!(source = %name, watermark = %crate::timefmt::format_millis(cp.watermark_ms), "resuming from checkpoint");
+                    self.cp = cp;
+                    self.delivered = delivered;
+                }
+                Ok(Loaded::MovedAside { to, reason }) => {
+                    let message = format!("checkpoint {reason}; moved to {}; starting afresh", to.display());
+                    tracing::error!(source = %name, "{message}");
+                    self.metrics.update(|s| s.last_checkpoint_error = Some(LastError { at_ms: now, message }));
+                    self.cp = Checkpoint::fresh(name, &self.query_key, start);
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    let wait = match e {
+                        LoadError::Newer { .. } => self.shared.poll.config_error_retry,
+                        LoadError::Unreadable { .. } => backoff.next_delay(),
+                    };
+                    tracing::error!(source = %name, retry_in = ?wait, "{message}; the source waits, nothing is overwritten");
+                    health::checkpoint_failed(&self.metrics, now, message);
+                    if !self.sleep(wait, cancel).await {
+                        return false;
+                    }
+                    continue;
+                }
+            }
+            self.metrics.update(|s| s.checkpoint_failing = false);
+            self.metrics.gap_seconds.store(self.cp.gap_seconds_total, Ordering::Relaxed);
+            self.metrics.backfill_start_ms.store(self.cp.watermark_ms, Ordering::Relaxed);
+            self.publish_marks();
+            return true;
+        }
+    }
+
+    fn publish_marks(&self) {
+        self.metrics.watermark_ms.store(self.cp.watermark_ms, Ordering::Relaxed);
+        self.metrics.late_watermark_ms.store(self.cp.late_watermark_ms, Ordering::Relaxed);
+    }
+
+    fn start_read(&mut self) {
+        self.read.clear();
+        self.seen_cursors.clear();
+        self.empty_pages = 0;
+    }
+
+    /// Runs until cancelled. Progress is saved after every delivered page.
+    pub async fn run(mut self, cancel: CancellationToken) {
+        if !self.load(&cancel).await {
+            return;
+        }
+        let poll = self.shared.poll.clone();
+        let mut api_backoff = Backoff::new(poll.backoff_initial, poll.backoff_max);
+        let mut attempts: u32 = 0;
+        while !cancel.is_cancelled() {
+            let now = self.plan_now();
+            self.tick();
+            self.clamp_retention(now);
+            let params = self.params(now);
+            let (progress, due) = match self.cp.current.clone() {
+                Some(p) => {
+                    let due = plan::due(&p.window, &params);
+                    (p, due)
+                }
+                None => match plan::next(self.cp.watermark_ms, self.cp.late_watermark_ms, &params) {
+                    Next::Fetch(planned) => {
+                        let p = Progress::start(planned.window);
+                        self.cp.current = Some(p.clone());
+                        self.start_read();
+                        (p, planned.due_ms)
+                    }
+                    Next::Sleep(until) => {
+                        health::set_state(&self.metrics, &self.cp, now, &poll);
+                        let d = Duration::from_millis((until - now).clamp(1, ms(poll.interval).max(1)) as u64);
+                        if !self.sleep(d, &cancel).await {
+                            break;
+                        }
+                        continue;
+                    }
+                },
+            };
+            health::set_state(&self.metrics, &self.cp, now, &poll);
+            let (metrics, clock) = (self.metrics.clone(), self.shared.clock.clone());
+            if self.budget.acquire(due, &cancel, &move || metrics.tick(clock.now_ms())).await.is_none() {
+                break;
+            }
+            let result = self.fetch(&progress).await;
+            match result {
+                Ok((page, call_ms)) => {
+                    api_backoff.reset();
+                    attempts = 0;
+                    health::api_ok(&self.metrics, call_ms);
+                    let delivered = self.deliver_page(&progress, &page, call_ms, &cancel).await;
+                    self.buffers.recycle(page.records);
+                    let wait = match delivered {
+                        Ok(wait) => wait,
+                        Err(PageError::Cancelled) => break,
+                        Err(PageError::Stuck(message)) => {
+                            health::stuck(&self.metrics);
+                            tracing::error!(source = %self.source.name, error = %message, "cannot move past this page; retrying later");
+                            if !self.sleep(poll.config_error_retry, &cancel).await {
+                                break;
+                            }
+                            continue;
+                        }
+                    };
+                    if !self.commit(&cancel).await {
+                        break;
+                    }
+                    if let Some(wait) = wait
+                        && !self.sleep(wait, &cancel).await
+                    {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    attempts += 1;
+                    let situation = Situation {
+                        progress: &progress,
+                        attempts,
+                        now_ms: now,
+                        hard_oldest_ms: Self::hard_oldest(now),
+                        backoff: api_backoff.next_delay(),
+                        config_error_retry: poll.config_error_retry,
+                        max_page_attempts: poll.max_page_attempts,
+                        max_server_delay: self.shared.max_server_delay,
+                    };
+                    let act = action::on_error(&e, &situation);
+                    let wait = self.carry_out(&e, act, &progress, &mut attempts);
+                    if let Some(wait) = wait
+                        && !self.sleep(wait, &cancel).await
+                    {
+                        break;
+                    }
+                    if self.cp.current.as_ref() != Some(&progress) && !self.commit(&cancel).await {
+                        break;
+                    }
+                }
+            }
+        }
+        self.metrics.update(|s| s.state = crate::metrics::SourceState::Stopped);
+        tracing::info!(source = %self.source.name, "source stopped");
+    }
+
+    /// One page: the request reaches [`EDGE_MS`] past both ends of the window.
+    async fn fetch(&mut self, progress: &Progress) -> Result<(Decoded, i64), ForgeError> {
+        let group = self.groups.get(progress.group).cloned().unwrap_or_default();
+        let w = &progress.window;
+        let query = Query {
+            app_id: &self.source.app_id,
+            environment_id: &self.source.environment_id,
+            start_ms: w.start_ms - EDGE_MS,
+            end_ms: w.end_ms + EDGE_MS,
+            levels: &self.levels,
+            message: self.source.message.as_deref(),
+            sites: &group,
+            cursor: progress.cursor.as_deref(),
+        };
+        let t = Instant::now();
+        let observed_ns = u64::try_from(self.host_now()).unwrap_or(0).saturating_mul(1_000_000);
+        let result = match self.shared.client.fetch(&query, &mut self.buffers.body).await {
+            Ok(()) => self.buffers.decode(observed_ns).map_err(|e| ForgeError::Malformed(e.to_string())),
+            Err(e) => Err(e),
+        };
+        let call_ms = self.host_now();
+        let class = match &result {
+            Ok(_) => "200",
+            Err(e) => e.status_class(),
+        };
+        self.metrics.api_call(class, call_ms, t.elapsed().as_secs_f64());
+        result.map(|page| (page, call_ms))
+    }
+
+    /// Carries out an error's action; returns how long to wait.
+    fn carry_out(&mut self, e: &ForgeError, act: Action, progress: &Progress, attempts: &mut u32) -> Option<Duration> {
+        let now = self.host_now();
+        let message = format!(
+            "source {} window {}..{} page {}: {e}",
+            self.source.name,
+            crate::timefmt::format_millis(progress.window.start_ms),
+            crate::timefmt::format_millis(progress.window.end_ms),
+            progress.pages + 1
+        );
+        let name = &self.source.name;
+        health::api_failed(&self.metrics, now, &message, matches!(act, Action::ConfigError { .. }));
+        match act {
+            Action::RateLimited { block } => {
+                SourceMetrics::add(&self.metrics.rate_limited, 1);
+                if self.budget.throttle(block) {
+                    tracing::warn!(source = %name, app = %self.source.app_id, effective_rate = self.budget.effective_rate(), "rate limited while under this process's budget: another client is using this app's API limit; lowering our rate");
+                }
+                tracing::warn!(source = %name, retry_in = ?block, "{message}");
+                health::throttled(&self.metrics);
+                None
+            }
+            Action::ConfigError { after } => {
+                tracing::error!(source = %name, retry_in = ?after, "{message}");
+                Some(after)
+            }
+            Action::Retry { after } => {
+                tracing::warn!(source = %name, attempt = *attempts, retry_in = ?after, "{message}");
+                Some(after)
+            }
+            Action::RestartGroup { after } => {
+                tracing::warn!(source = %name, "{message}; reading this window again from its first page");
+                self.cp.current = Some(Progress { cursor: None, pages: 0, ..progress.clone() });
+                self.start_read();
+                Some(after)
+            }
+            Action::Replan { after, older_ms, future_ms } => {
+                self.older_margin_ms = (self.older_margin_ms + older_ms).min(86_400_000);
+                self.future_lag_ms = (self.future_lag_ms + future_ms).min(600_000);
+                tracing::error!(source = %name, older_margin_ms = self.older_margin_ms, future_lag_ms = self.future_lag_ms, "{message}; re-planning the window");
+                self.cp.current = None;
+                Some(after)
+            }
+            Action::Bisect { mid_ms } => {
+                *attempts = 0;
+                tracing::warn!(source = %name, "{message}; retrying the window in halves");
+                let window = Window { end_ms: mid_ms, complete: false, ..progress.window };
+                self.cp.current = Some(Progress { window, cursor: None, pages: 0, ..progress.clone() });
+                self.start_read();
+                None
+            }
+            Action::GiveUp => {
+                *attempts = 0;
+                SourceMetrics::add(&self.metrics.gave_up_pages, 1);
+                if progress.window.pass == Pass::First {
+                    let secs = ((progress.window.end_ms - progress.window.start_ms) / 1000).max(1) as u64;
+                    self.cp.gap_seconds_total += secs;
+                    SourceMetrics::add(&self.metrics.gap_seconds, secs);
+                }
+                tracing::error!(source = %name, "{message}; giving up on this stretch (counted as a gap)");
+                let window = Window { complete: false, ..progress.window };
+                self.finish_group(Progress { window, ..progress.clone() });
+                None
+            }
+        }
+    }
+
+    /// New windows never start before the API's 14 days (less the margin);
+    /// a window in progress is dropped only once its start passes the
+    /// API's hard limit, so a multi-page window at the edge finishes.
+    fn clamp_retention(&mut self, now: i64) {
+        let hard = Self::hard_oldest(now);
+        if let Some(p) = &self.cp.current {
+            if p.window.start_ms - EDGE_MS >= hard + 1000 {
+                return;
+            }
+            tracing::warn!(source = %self.source.name, "the window being read fell out of the API's 14 days");
+            self.cp.current = None;
+        }
+        let oldest = self.params(now).oldest_ms;
+        let gap = plan::clamp_to_retention(&mut self.cp.watermark_ms, &mut self.cp.late_watermark_ms, oldest);
+        if gap > 0 {
+            let secs = (gap / 1000) as u64;
+            self.cp.gap_seconds_total += secs;
+            SourceMetrics::add(&self.metrics.gap_seconds, secs);
+            tracing::warn!(source = %self.source.name, gap_seconds = secs, "records older than the API's 14 days can no longer be read; starting at the oldest readable time");
+            self.publish_marks();
+        }
+    }
+}
+
+mod deliver;

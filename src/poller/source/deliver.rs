@@ -1,0 +1,222 @@
+//! A page delivered: what goes out, what is recorded as delivered before
+//! the next request of the page is sent, where the read goes next, and
+//! the checkpoint written once the page is done.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::super::filter::{self, Seen};
+use super::super::{health, plan};
+use super::{MAX_DELIVERED, MAX_EMPTY_PAGES, MAX_LOOP_RESTARTS, PageError, SourceTask};
+use crate::backoff::Backoff;
+use crate::convert::{self, Decoded, Record};
+use crate::export::DeliverError;
+use crate::metrics::{LastError, SourceMetrics};
+use crate::progress::{Pass, Progress, Window};
+
+impl SourceTask {
+    /// Delivers one page and moves the progress on. `Ok(Some(d))`: wait `d`
+    /// before the next page (the window is being read again after a cursor loop).
+    pub(super) async fn deliver_page(
+        &mut self,
+        progress: &Progress,
+        page: &Decoded,
+        call_ms: i64,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Duration>, PageError> {
+        let w = &progress.window;
+        let (start_ns, end_ns) = (w.start_ms.saturating_mul(1_000_000), w.end_ms.saturating_mul(1_000_000));
+        let records: Vec<Record<'_>> = page.records.iter().collect();
+        let seen = records.iter().map(|r| Seen { time_unix_nano: r.time_unix_nano, fingerprint: r.fingerprint() });
+        let delivered = &self.delivered;
+        let f = filter::filter(seen, start_ns, end_ns, |t, fp| delivered.count(t, fp), &mut self.read);
+        let m = self.metrics.clone();
+        SourceMetrics::add(&m.pages, 1);
+        SourceMetrics::add(&m.received, f.received);
+        SourceMetrics::add(&m.duplicates, f.duplicates);
+        SourceMetrics::add(&m.out_of_window, f.outside);
+        SourceMetrics::add(&m.bad_time, page.stats.bad_time);
+        SourceMetrics::add(&m.bad_ids, page.stats.bad_ids);
+        let out: Vec<Record<'_>> = f.deliver.iter().filter_map(|&i| records.get(i).copied()).collect();
+        m.sites_seen(out.iter().filter_map(|r| Some((r.site()?, (r.time_unix_nano / 1_000_000) as i64))));
+        health::arrivals(&m, w.pass, call_ms, out.iter().map(|r| r.time_unix_nano));
+        let mut pending = out.len() as u64;
+        SourceMetrics::add(&m.in_flight, pending);
+        let mut done = 0usize;
+        let head = self.head.clone();
+        let encoded: Vec<&[u8]> = out.iter().map(Record::encoded).collect();
+        for batch in convert::batches(&head, encoded, self.shared.max_request_bytes) {
+            let n = batch.records();
+            if let Err(e) = self.shared.exporter.deliver(&batch, &m, cancel).await {
+                // Not delivered: these records will be fetched again, so they
+                // leave the books as if never received.
+                m.in_flight.fetch_sub(pending, Ordering::Relaxed);
+                m.received.fetch_sub(pending, Ordering::Relaxed);
+                return Err(match e {
+                    DeliverError::Cancelled => PageError::Cancelled,
+                    DeliverError::DeadLetter(e) => PageError::Stuck(e.to_string()),
+                });
+            }
+            m.in_flight.fetch_sub(n, Ordering::Relaxed);
+            pending -= n;
+            // What went is on disk before the page's next request is sent.
+            let upto = done + n as usize;
+            let entries = f.raise.get(done..upto).unwrap_or_default().to_vec();
+            for (t, fp, count) in &entries {
+                self.delivered.raise(*t, *fp, *count);
+            }
+            if !self.persist_delivered(entries, cancel).await {
+                return Err(PageError::Cancelled);
+            }
+            done = upto;
+        }
+        self.empty_pages = if records.is_empty() { self.empty_pages + 1 } else { 0 };
+        match page.cursor.as_deref() {
+            Some(c) => {
+                let looped = Some(c) == progress.cursor.as_deref() || self.seen_cursors.contains(c);
+                let too_many = progress.pages + 1 >= self.shared.max_pages_per_window;
+                let empty_chain = self.empty_pages >= MAX_EMPTY_PAGES;
+                if looped || too_many || empty_chain {
+                    return Ok(self.cursor_loop(progress, looped, empty_chain));
+                }
+                self.seen_cursors.insert(c.to_string());
+                self.cp.current =
+                    Some(Progress { cursor: Some(c.to_string()), pages: progress.pages + 1, ..progress.clone() });
+            }
+            None => self.finish_group(progress.clone()),
+        }
+        Ok(None)
+    }
+
+    /// A cursor chain that does not end: read the window again from its
+    /// first page a few times (later), then cut it short.
+    fn cursor_loop(&mut self, progress: &Progress, looped: bool, empty_chain: bool) -> Option<Duration> {
+        SourceMetrics::add(&self.metrics.cursor_loops, 1);
+        let why = if looped {
+            "the API returned a cursor it had returned before"
+        } else if empty_chain {
+            "the API kept returning empty pages with a cursor"
+        } else {
+            "more pages than forge.max_pages_per_window"
+        };
+        tracing::error!(source = %self.source.name, window_start = %crate::timefmt::format_millis(progress.window.start_ms), "{why}; ending this window's pages here");
+        let now = self.host_now();
+        self.metrics
+            .update(|s| s.last_api_error = Some(LastError { at_ms: now, message: format!("cursor loop: {why}") }));
+        if self.loop_restarts < MAX_LOOP_RESTARTS {
+            // Read the window again from its first page, later; what was
+            // delivered already is recognised by its counts.
+            self.loop_restarts += 1;
+            self.cp.current = Some(Progress { cursor: None, pages: 0, ..progress.clone() });
+            self.start_read();
+            return Some(self.shared.poll.config_error_retry);
+        }
+        self.loop_restarts = 0;
+        SourceMetrics::add(&self.metrics.gave_up_pages, 1);
+        // Not final: the second pass reads this stretch once more.
+        self.finish_group(Progress { window: Window { complete: false, ..progress.window }, ..progress.clone() });
+        None
+    }
+
+    /// Moves to the next site group, or closes the window after the last.
+    /// A window cut short (cursor loop, page given up) is marked incomplete,
+    /// so the second pass reads its stretch once more.
+    pub(super) fn finish_group(&mut self, mut progress: Progress) {
+        self.start_read();
+        self.loop_restarts = 0;
+        progress.group += 1;
+        progress.cursor = None;
+        progress.pages = 0;
+        if progress.group < self.groups.len() {
+            self.cp.current = Some(progress);
+            return;
+        }
+        plan::advance(&mut self.cp.watermark_ms, &mut self.cp.late_watermark_ms, &progress.window);
+        self.cp.current = None;
+        self.delivered.prune_before(self.cp.late_watermark_ms);
+        if let Some(until) = self.delivered.cap(MAX_DELIVERED) {
+            // The oldest counts went: the second pass must not read that
+            // stretch again (it would deliver it twice), so it skips it.
+            let skip_to = until.min(self.cp.watermark_ms);
+            let skipped = (skip_to - self.cp.late_watermark_ms).max(0);
+            if skipped > 0 {
+                self.cp.late_watermark_ms = skip_to;
+                let secs = (skipped / 1000) as u64;
+                self.cp.late_pass_skipped_seconds_total += secs;
+                SourceMetrics::add(&self.metrics.late_pass_skipped_seconds, secs);
+                tracing::warn!(source = %self.source.name, skipped_seconds = secs, "delivered-record memory full; the second pass skips its oldest stretch (late records there are not caught)");
+            }
+        }
+        self.publish_marks();
+        if self.window_done_needs_compaction(progress.window.pass) {
+            self.compact();
+        }
+    }
+
+    fn window_done_needs_compaction(&self, _pass: Pass) -> bool {
+        self.appended > 2 * self.delivered.len() + 10_000
+    }
+
+    /// Rewrites the journal with the live counts, off the async runtime.
+    fn compact(&mut self) {
+        let (store, name, live) = (self.shared.store.clone(), self.source.name.clone(), self.delivered.clone());
+        self.appended = live.len();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.compact(&name, &live) {
+                tracing::warn!(source = %name, error = %e, "delivered-record journal not compacted; trying again later");
+            }
+        });
+    }
+
+    /// Appends delivered counts to the journal (fsynced), retrying until
+    /// it is on disk. False when cancelled before that.
+    async fn persist_delivered(&mut self, entries: Vec<(i64, u64, u32)>, cancel: &CancellationToken) -> bool {
+        if entries.is_empty() {
+            return true;
+        }
+        self.appended += entries.len();
+        let entries = std::sync::Arc::new(entries);
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        loop {
+            let (store, name, e) = (self.shared.store.clone(), self.source.name.clone(), entries.clone());
+            let result = tokio::task::spawn_blocking(move || store.append(&name, &e)).await;
+            let message = match result {
+                Ok(Ok(())) => return true,
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+            health::checkpoint_failed(&self.metrics, self.host_now(), message.clone());
+            tracing::error!(source = %self.source.name, error = %message, "delivered records not recorded; progress stops until they can be");
+            if !self.sleep(backoff.next_delay(), cancel).await {
+                return false;
+            }
+        }
+    }
+
+    /// Saves the checkpoint, retrying until it is on disk. False when
+    /// cancelled before that (the next start repeats the last page).
+    pub(super) async fn commit(&mut self, cancel: &CancellationToken) -> bool {
+        #[cfg(feature = "testkit")]
+        crate::testkit::crash_point::before_commit();
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        loop {
+            let (store, cp) = (self.shared.store.clone(), self.cp.clone());
+            let result = tokio::task::spawn_blocking(move || store.save(&cp)).await;
+            let message = match result {
+                Ok(Ok(())) => {
+                    self.metrics.update(|s| s.checkpoint_failing = false);
+                    return true;
+                }
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+            tracing::error!(source = %self.source.name, error = %message, "checkpoint not saved; progress stops until it can be");
+            health::checkpoint_failed(&self.metrics, self.host_now(), message);
+            if !self.sleep(backoff.next_delay(), cancel).await {
+                return false;
+            }
+        }
+    }
+}
