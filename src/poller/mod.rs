@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::backoff::Backoff;
-use crate::checkpoint::{Checkpoint, Loaded, Progress, Store};
+use crate::checkpoint::{Checkpoint, Delivered, Loaded, Progress, Store};
 use crate::config::{API_RETENTION, MAX_WINDOW, PollConfig, SourceConfig};
 use crate::convert::{self, RequestHead};
 use crate::convert::{Decoded, PageBuffers};
@@ -102,7 +102,9 @@ pub struct SourceTask {
     /// Times the current window was restarted after a cursor loop.
     loop_restarts: u32,
     /// Fingerprints of the current window's final stretch (not persisted).
-    window_fps: crate::checkpoint::Fingerprints,
+    window_fps: Delivered,
+    /// Delivered counts of stretches the second pass reads again (journaled).
+    delivered: Delivered,
     extra_margin_ms: i64,
     /// A page's body and records, reused from page to page.
     buffers: PageBuffers,
@@ -130,6 +132,7 @@ impl SourceTask {
             seen_cursors: HashSet::new(),
             loop_restarts: 0,
             window_fps: Default::default(),
+            delivered: Default::default(),
             extra_margin_ms: 0,
             buffers: PageBuffers::default(),
         }
@@ -148,19 +151,26 @@ impl SourceTask {
         let start = (now - ms(self.shared.poll.initial_lookback)).max(self.oldest_ms(now));
         let name = self.source.name.clone();
         self.cp = match self.shared.store.load(&name, &self.query_key) {
-            Loaded::Resumed(cp) => {
+            Ok(Loaded::Resumed { mut cp, delivered, query_changed, .. }) => {
                 tracing::info!(source = %name, watermark = %crate::timefmt::format_millis(cp.watermark_ms), "resuming from checkpoint");
+                if query_changed {
+                    cp.query_key = self.query_key.clone();
+                    cp.current = None;
+                }
+                self.delivered = delivered;
                 cp
             }
-            Loaded::Missing => {
+            Ok(Loaded::Missing) => {
                 tracing::info!(source = %name, from = %crate::timefmt::format_millis(start), "no checkpoint; first start");
                 Checkpoint::fresh(&name, &self.query_key, start)
             }
-            Loaded::QueryChanged => {
-                tracing::warn!(source = %name, "the source's filters changed; starting it afresh");
+            Err(e) => {
+                let message = e.to_string();
+                tracing::error!(source = %name, "{message}");
+                self.metrics.update(|s| s.last_checkpoint_error = Some(LastError { at_ms: now, message }));
                 Checkpoint::fresh(&name, &self.query_key, start)
             }
-            Loaded::MovedAside { to, reason } => {
+            Ok(Loaded::MovedAside { to, reason }) => {
                 let message = format!("checkpoint {reason}; moved to {}; starting afresh", to.display());
                 tracing::error!(source = %name, "{message}");
                 self.metrics.update(|s| s.last_checkpoint_error = Some(LastError { at_ms: now, message }));
@@ -470,7 +480,7 @@ impl SourceTask {
             received += 1;
             let bucket = if timed { ts } else { start_ns };
             let fp = r.fingerprint();
-            if self.cp.fingerprints.contains(bucket, fp) || self.window_fps.contains(bucket, fp) {
+            if self.delivered.count(bucket, fp) > 0 || self.window_fps.count(bucket, fp) > 0 {
                 dups += 1;
                 continue;
             }
@@ -511,9 +521,15 @@ impl SourceTask {
         // final stretch's stay in memory until its window closes, for a window
         // read again from its first page (cursor loop, bisection), and would
         // otherwise make every checkpoint of a backfill larger.
-        let store = if keep_fingerprints { &mut self.cp.fingerprints } else { &mut self.window_fps };
+        if keep_fingerprints {
+            let entries: Vec<_> = new_fps.iter().map(|&(bucket, fp)| (bucket, fp, 1)).collect();
+            if let Err(e) = self.shared.store.append(&self.source.name, &entries) {
+                tracing::error!(source = %self.source.name, error = %e, "delivered counts not journaled");
+            }
+        }
+        let store = if keep_fingerprints { &mut self.delivered } else { &mut self.window_fps };
         for (bucket, fp) in new_fps {
-            store.insert(bucket, fp);
+            store.raise(bucket, fp, 1);
         }
         match page.cursor.as_deref() {
             Some(c) => {
@@ -576,15 +592,19 @@ impl SourceTask {
         let window_fps = std::mem::take(&mut self.window_fps);
         if progress.window.pass == Pass::First && !progress.window.complete {
             // Cut short: the second pass reads it again, so what was delivered must be recognised.
-            self.cp.fingerprints.extend(window_fps);
+            let entries: Vec<_> = window_fps.entries().collect();
+            if let Err(e) = self.shared.store.append(&self.source.name, &entries) {
+                tracing::error!(source = %self.source.name, error = %e, "delivered counts not journaled");
+            }
+            self.delivered.merge(&window_fps);
         }
         window::advance(&mut self.cp.watermark_ms, &mut self.cp.late_watermark_ms, &win);
         self.cp.current = None;
-        self.cp.fingerprints.prune_before(self.cp.late_watermark_ms);
-        let evicted = self.cp.fingerprints.cap(MAX_FINGERPRINTS);
-        if evicted > 0 {
-            tracing::warn!(source = %self.source.name, evicted, "fingerprint store full; oldest fingerprints dropped (late duplicates become possible)");
+        self.delivered.prune_before(self.cp.late_watermark_ms);
+        if let Some(end) = self.delivered.cap(MAX_FINGERPRINTS) {
+            tracing::warn!(source = %self.source.name, end, "fingerprint store full; oldest fingerprints dropped (late duplicates become possible)");
         }
+        let _ = self.shared.store.compact(&self.source.name, &self.delivered);
         self.publish_marks();
     }
 
