@@ -112,7 +112,7 @@ mod tests {
 
     impl HistogramSink for Seen {
         fn record(&self, family: &'static str, labels: &[&str], value: f64) {
-            let mut v = self.0.lock().unwrap();
+            let mut v = crate::metrics::lock(&self.0);
             v.push((family.to_string(), labels.iter().map(|s| s.to_string()).collect(), value));
         }
     }
@@ -137,7 +137,7 @@ mod tests {
         let seen = Arc::new(Seen::default());
         assert!(slot.set(seen.clone()).is_ok());
         h.observe(0.2);
-        let got = seen.0.lock().unwrap().clone();
+        let got = crate::metrics::lock(&seen.0).clone();
         assert_eq!(got, vec![("fam".to_string(), vec!["a".to_string(), "s".to_string()], 0.2)]);
         assert_eq!(h.snapshot().count, 2);
     }

@@ -163,7 +163,7 @@ fn the_server_installs_its_readiness_rule_for_the_push() {
     let registry = Arc::new(Registry::default());
     assert_eq!(registry.ready(NOW), None);
     let text = "forge:\n  email: a@example.com\n  api_token: t\nsources:\n  - app_id: demo-app\n    environment_id: production\nexporter:\n  endpoint: http://127.0.0.1:4317\nstate:\n  dir: /tmp/unused\n";
-    let cfg = crate::config::Config::from_yaml(text, &|_| None).unwrap();
+    let cfg = crate::config::Config::from_yaml(text, &|_| None).unwrap_or_else(|e| panic!("{e}"));
     let _state = ServerState::new(registry.clone(), &cfg);
     let m = registry.source("prod", "app-1");
     assert_eq!(registry.ready(NOW), Some(false), "no poll yet");
