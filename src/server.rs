@@ -26,7 +26,7 @@ use crate::metrics::{Registry, SourceMetrics, lock, render_prometheus};
 use crate::timefmt::{format_millis, system_millis};
 
 #[derive(Clone)]
-pub struct ServerState {
+pub(crate) struct ServerState {
     pub registry: Arc<Registry>,
     /// A loop that has not ticked for this long is stuck.
     pub stuck_after: Duration,
@@ -75,7 +75,7 @@ struct Limits {
     stale_after: Duration,
 }
 
-pub fn router(state: ServerState) -> Router {
+pub(crate) fn router(state: ServerState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -142,7 +142,7 @@ fn not_ready_reasons(s: &Limits, m: &SourceMetrics, now: i64) -> Vec<String> {
     reasons
 }
 
-pub fn is_ready(s: &ServerState, now: i64) -> bool {
+pub(crate) fn is_ready(s: &ServerState, now: i64) -> bool {
     all_ready(&s.limits(), &s.registry, now)
 }
 
@@ -236,7 +236,7 @@ fn source_status(s: &ServerState, m: &SourceMetrics, now: i64) -> serde_json::Va
     })
 }
 
-pub async fn spawn(
+pub(crate) async fn spawn(
     addr: SocketAddr,
     state: ServerState,
     cancel: CancellationToken,

@@ -31,7 +31,7 @@ pub struct Telemetry {
 }
 
 /// The resource of the sidecar's own telemetry.
-pub fn resource(env: EnvLookup<'_>) -> Resource {
+pub(crate) fn resource(env: EnvLookup<'_>) -> Resource {
     let named_by_env = env("OTEL_SERVICE_NAME").is_some_and(|v| !v.is_empty())
         || env("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|v| v.contains("service.name="));
     let mut builder = Resource::builder();

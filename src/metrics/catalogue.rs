@@ -339,10 +339,5 @@ pub static FAMILIES: &[Family] = &[
     },
 ];
 
-/// The family called `name` (Prometheus name).
-pub fn family(name: &str) -> Option<&'static Family> {
-    FAMILIES.iter().find(|f| f.name == name)
-}
-
 #[cfg(test)]
 mod tests;

@@ -19,13 +19,13 @@ pub const DURATION_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 pub const DELAY_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0];
 
 /// Receives each histogram observation as it is made (the OTLP push).
-pub trait HistogramSink: Send + Sync + fmt::Debug {
+pub(crate) trait HistogramSink: Send + Sync + fmt::Debug {
     /// `labels` are the values of the family's labels, in catalogue order.
     fn record(&self, family: &'static str, labels: &[&str], value: f64);
 }
 
 /// Where observations are forwarded; empty until the push starts.
-pub type SinkSlot = OnceLock<Arc<dyn HistogramSink>>;
+pub(crate) type SinkSlot = OnceLock<Arc<dyn HistogramSink>>;
 
 /// One histogram of one label set: per-bucket counts and the sum.
 pub struct Histogram {
@@ -57,7 +57,7 @@ pub struct HistogramSnapshot {
 }
 
 impl Histogram {
-    pub fn new(family: &'static str, bounds: &'static [f64], labels: Vec<String>, sink: Arc<SinkSlot>) -> Self {
+    pub(crate) fn new(family: &'static str, bounds: &'static [f64], labels: Vec<String>, sink: Arc<SinkSlot>) -> Self {
         let counts = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
         Self { family, bounds, counts, sum_bits: AtomicU64::new(0f64.to_bits()), labels, sink }
     }

@@ -9,16 +9,17 @@
 //! or word its help differently. Labels stay low-cardinality (app, source,
 //! status class); per-site data lives only in `/status`.
 
-pub mod catalogue;
-pub mod histogram;
-pub mod prometheus;
+pub(crate) mod catalogue;
+mod histogram;
+pub(crate) mod prometheus;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
-pub use histogram::{DELAY_BUCKETS, DURATION_BUCKETS, Histogram, HistogramSink, HistogramSnapshot, SinkSlot};
+pub use histogram::{DELAY_BUCKETS, DURATION_BUCKETS, Histogram, HistogramSnapshot};
+pub(crate) use histogram::{HistogramSink, SinkSlot};
 pub use prometheus::render_prometheus;
 
 use serde::Serialize;
@@ -98,7 +99,7 @@ impl Accumulate for Micros {
 pub struct SourceMetrics {
     pub source: String,
     pub app: String,
-    pub api_requests: Mutex<BTreeMap<String, u64>>,
+    pub(crate) api_requests: Mutex<BTreeMap<String, u64>>,
     /// Forge API call durations, observed by [`Self::api_call`].
     pub api_duration: Histogram,
     pub rate_limited: AtomicU64,
@@ -134,10 +135,10 @@ pub struct SourceMetrics {
     pub last_tick_ms: AtomicI64,
     /// Records in the current backfill, for progress in `/status`.
     pub backfill_start_ms: AtomicI64,
-    pub status: Mutex<SourceStatus>,
-    pub sites: Mutex<HashMap<String, SiteSeen>>,
+    pub(crate) status: Mutex<SourceStatus>,
+    pub(crate) sites: Mutex<HashMap<String, SiteSeen>>,
     /// API calls of the last minute (ms timestamps), for `/status`.
-    pub recent_calls: Mutex<std::collections::VecDeque<i64>>,
+    pub(crate) recent_calls: Mutex<std::collections::VecDeque<i64>>,
 }
 
 impl Default for SourceMetrics {
@@ -331,7 +332,7 @@ impl Registry {
 
     /// Forwards every histogram observation from now on (the OTLP push).
     /// False when a sink was installed already.
-    pub fn set_histogram_sink(&self, sink: Arc<dyn HistogramSink>) -> bool {
+    pub(crate) fn set_histogram_sink(&self, sink: Arc<dyn HistogramSink>) -> bool {
         self.sink.set(sink).is_ok()
     }
 
@@ -351,7 +352,7 @@ pub(crate) fn lag_seconds(mark_ms: i64, now_ms: i64) -> f64 {
 }
 
 /// Resident memory (bytes) and CPU seconds of this process, on Linux.
-pub fn process_usage() -> Option<(u64, f64)> {
+pub(crate) fn process_usage() -> Option<(u64, f64)> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
     let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
