@@ -24,7 +24,7 @@ use opentelemetry_sdk::metrics::periodic_reader_with_async_runtime::PeriodicRead
 use crate::config::{EnvLookup, ExporterConfig, Protocol, TelemetryOtlp};
 use crate::export::SetupError;
 use crate::metrics::catalogue::{FAMILIES, Family, Kind, Num, Scrape, Value};
-use crate::metrics::{HistogramSink, Registry};
+use crate::metrics::{HistogramSink, Recorder, Registry};
 
 pub struct Telemetry {
     provider: SdkMeterProvider,
@@ -113,10 +113,10 @@ impl std::fmt::Debug for Histograms {
 }
 
 impl HistogramSink for Histograms {
-    fn record(&self, family: &'static str, labels: &[&str], value: f64) {
-        if let Some((names, h)) = self.0.get(family) {
-            h.record(value, &attributes(names, labels));
-        }
+    fn bind(&self, family: &'static str, labels: &[&str]) -> Option<Recorder> {
+        let (names, h) = self.0.get(family)?;
+        let (h, attrs) = (h.clone(), attributes(names, labels));
+        Some(Box::new(move |value| h.record(value, &attrs)))
     }
 }
 

@@ -18,10 +18,15 @@ pub const DURATION_BUCKETS: &[f64] = &[0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
 /// seconds of API indexing to the hour after which the second pass stops looking.
 pub const DELAY_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0];
 
+/// Records one observation into the push's copy of a histogram.
+pub(crate) type Recorder = Box<dyn Fn(f64) + Send + Sync>;
+
 /// Receives each histogram observation as it is made (the OTLP push).
 pub(crate) trait HistogramSink: Send + Sync + fmt::Debug {
+    /// A recorder for one histogram, bound once so that an observation
+    /// (one per record, for arrival delays) builds no attributes.
     /// `labels` are the values of the family's labels, in catalogue order.
-    fn record(&self, family: &'static str, labels: &[&str], value: f64);
+    fn bind(&self, family: &'static str, labels: &[&str]) -> Option<Recorder>;
 }
 
 /// Where observations are forwarded; empty until the push starts.
@@ -37,6 +42,8 @@ pub struct Histogram {
     sum_bits: AtomicU64,
     labels: Vec<String>,
     sink: Arc<SinkSlot>,
+    /// Bound on the first observation after the sink is installed.
+    recorder: OnceLock<Option<Recorder>>,
 }
 
 impl fmt::Debug for Histogram {
@@ -59,7 +66,8 @@ pub struct HistogramSnapshot {
 impl Histogram {
     pub(crate) fn new(family: &'static str, bounds: &'static [f64], labels: Vec<String>, sink: Arc<SinkSlot>) -> Self {
         let counts = (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect();
-        Self { family, bounds, counts, sum_bits: AtomicU64::new(0f64.to_bits()), labels, sink }
+        let sum_bits = AtomicU64::new(0f64.to_bits());
+        Self { family, bounds, counts, sum_bits, labels, sink, recorder: OnceLock::new() }
     }
 
     /// Records one value. Negative values (a record stamped ahead of the
@@ -77,8 +85,13 @@ impl Histogram {
             .sum_bits
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| Some((f64::from_bits(b) + value).to_bits()));
         if let Some(sink) = self.sink.get() {
-            let labels: Vec<&str> = self.labels.iter().map(String::as_str).collect();
-            sink.record(self.family, &labels, value);
+            let recorder = self.recorder.get_or_init(|| {
+                let labels: Vec<&str> = self.labels.iter().map(String::as_str).collect();
+                sink.bind(self.family, &labels)
+            });
+            if let Some(record) = recorder {
+                record(value);
+            }
         }
     }
 
@@ -110,10 +123,11 @@ mod tests {
     #[derive(Debug, Default)]
     struct Seen(Mutex<Vec<(String, Vec<String>, f64)>>);
 
-    impl HistogramSink for Seen {
-        fn record(&self, family: &'static str, labels: &[&str], value: f64) {
-            let mut v = crate::metrics::lock(&self.0);
-            v.push((family.to_string(), labels.iter().map(|s| s.to_string()).collect(), value));
+    impl HistogramSink for Arc<Seen> {
+        fn bind(&self, family: &'static str, labels: &[&str]) -> Option<Recorder> {
+            let seen = self.clone();
+            let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
+            Some(Box::new(move |value| crate::metrics::lock(&seen.0).push((family.to_string(), labels.clone(), value))))
         }
     }
 
@@ -135,7 +149,7 @@ mod tests {
         let h = Histogram::new("fam", DURATION_BUCKETS, vec!["a".into(), "s".into()], slot.clone());
         h.observe(0.1);
         let seen = Arc::new(Seen::default());
-        assert!(slot.set(seen.clone()).is_ok());
+        assert!(slot.set(Arc::new(seen.clone())).is_ok());
         h.observe(0.2);
         let got = crate::metrics::lock(&seen.0).clone();
         assert_eq!(got, vec![("fam".to_string(), vec!["a".to_string(), "s".to_string()], 0.2)]);

@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 pub use histogram::{DELAY_BUCKETS, DURATION_BUCKETS, Histogram, HistogramSnapshot};
-pub(crate) use histogram::{HistogramSink, SinkSlot};
+pub(crate) use histogram::{HistogramSink, Recorder, SinkSlot};
 pub use prometheus::render_prometheus;
 
 use serde::Serialize;
