@@ -4,7 +4,7 @@
 //! One [`SourceMetrics`] per source: the poller and exporter bump its
 //! counters, observe its histograms and update its status; per-app gauges
 //! (clock skew, budget) live on the [`Registry`]. What is exported is
-//! listed once, in [`catalogue`]: `/metrics` ([`prometheus`]) and the OTLP
+//! listed once, in `catalogue`: `/metrics` (`prometheus`) and the OTLP
 //! push (`telemetry`) both iterate that list, so neither can miss a family
 //! or word its help differently. Labels stay low-cardinality (app, source,
 //! status class); per-site data lives only in `/status`.
