@@ -21,11 +21,12 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
+use crate::metrics::prometheus::CONTENT_TYPE;
 use crate::metrics::{Registry, SourceMetrics, lock, render_prometheus};
 use crate::timefmt::{format_millis, system_millis};
 
 #[derive(Clone)]
-pub struct ServerState {
+pub(crate) struct ServerState {
     pub registry: Arc<Registry>,
     /// A loop that has not ticked for this long is stuck.
     pub stuck_after: Duration,
@@ -48,18 +49,33 @@ impl ServerState {
                 .into_iter()
                 .max()
                 .unwrap_or(Duration::from_secs(60));
+        let stale_after = (interval * 5).max(Duration::from_secs(120)).max(cfg.poll.backoff_max * 2);
+        // The OTLP push reports readiness too, by the same rule.
+        let limits = Limits { stuck_after, stale_after };
+        registry.set_ready_probe(Box::new(move |r, now| all_ready(&limits, r, now)));
         Self {
             registry,
             stuck_after,
-            stale_after: (interval * 5).max(Duration::from_secs(120)).max(cfg.poll.backoff_max * 2),
+            stale_after,
             site_silence_after: cfg.server.site_silence_after,
             settle_delay: cfg.poll.settle_delay,
             clock: wall_ms,
         }
     }
+
+    fn limits(&self) -> Limits {
+        Limits { stuck_after: self.stuck_after, stale_after: self.stale_after }
+    }
 }
 
-pub fn router(state: ServerState) -> Router {
+/// What readiness and liveness are judged by, besides the registry.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    stuck_after: Duration,
+    stale_after: Duration,
+}
+
+pub(crate) fn router(state: ServerState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -72,7 +88,7 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn stuck(s: &ServerState, m: &SourceMetrics, now: i64) -> bool {
+fn stuck(s: &Limits, m: &SourceMetrics, now: i64) -> bool {
     let last = m.last_tick_ms.load(Ordering::Relaxed);
     last > 0 && now - last > ms(s.stuck_after)
 }
@@ -80,7 +96,7 @@ fn stuck(s: &ServerState, m: &SourceMetrics, now: i64) -> bool {
 async fn healthz(State(s): State<ServerState>) -> Response {
     let now = (s.clock)();
     let stuck: Vec<String> =
-        s.registry.sources().iter().filter(|m| stuck(&s, m, now)).map(|m| m.source.clone()).collect();
+        s.registry.sources().iter().filter(|m| stuck(&s.limits(), m, now)).map(|m| m.source.clone()).collect();
     if stuck.is_empty() {
         (StatusCode::OK, Json(json!({"status": "ok"}))).into_response()
     } else {
@@ -89,7 +105,7 @@ async fn healthz(State(s): State<ServerState>) -> Response {
 }
 
 /// Why a source is not ready; empty when it is.
-fn not_ready_reasons(s: &ServerState, m: &SourceMetrics, now: i64) -> Vec<String> {
+fn not_ready_reasons(s: &Limits, m: &SourceMetrics, now: i64) -> Vec<String> {
     let st = m.status();
     let mut reasons = Vec::new();
     if st.config_error {
@@ -126,8 +142,12 @@ fn not_ready_reasons(s: &ServerState, m: &SourceMetrics, now: i64) -> Vec<String
     reasons
 }
 
-pub fn is_ready(s: &ServerState, now: i64) -> bool {
-    s.registry.sources().iter().all(|m| not_ready_reasons(s, m, now).is_empty())
+pub(crate) fn is_ready(s: &ServerState, now: i64) -> bool {
+    all_ready(&s.limits(), &s.registry, now)
+}
+
+fn all_ready(limits: &Limits, registry: &Registry, now: i64) -> bool {
+    registry.sources().iter().all(|m| not_ready_reasons(limits, m, now).is_empty())
 }
 
 async fn readyz(State(s): State<ServerState>) -> Response {
@@ -137,7 +157,7 @@ async fn readyz(State(s): State<ServerState>) -> Response {
         .sources()
         .iter()
         .filter_map(|m| {
-            let r = not_ready_reasons(&s, m, now);
+            let r = not_ready_reasons(&s.limits(), m, now);
             (!r.is_empty()).then(|| json!({"source": m.source, "reasons": r}))
         })
         .collect();
@@ -151,7 +171,7 @@ async fn readyz(State(s): State<ServerState>) -> Response {
 async fn metrics(State(s): State<ServerState>) -> Response {
     let now = (s.clock)();
     let body = render_prometheus(&s.registry, now, is_ready(&s, now));
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response()
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
 }
 
 async fn status(State(s): State<ServerState>) -> Response {
@@ -211,12 +231,12 @@ fn source_status(s: &ServerState, m: &SourceMetrics, now: i64) -> serde_json::Va
             "in_flight": load(&m.in_flight),
         },
         "gap_seconds": load(&m.gap_seconds),
-        "not_ready": not_ready_reasons(s, m, now),
+        "not_ready": not_ready_reasons(&s.limits(), m, now),
         "sites": sites,
     })
 }
 
-pub async fn spawn(
+pub(crate) async fn spawn(
     addr: SocketAddr,
     state: ServerState,
     cancel: CancellationToken,

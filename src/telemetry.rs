@@ -1,7 +1,10 @@
 //! The sidecar's own metrics, pushed over OTLP with the OpenTelemetry SDK.
 //!
-//! The same counters `/metrics` shows, read from the [`Registry`] by
-//! observable instruments and exported every `telemetry.otlp.interval`.
+//! Every family of the metrics catalogue (`metrics::catalogue`), the same
+//! `/metrics` shows: counters and gauges are read from the [`Registry`] by
+//! observable instruments, histograms are recorded as they are observed;
+//! all are exported every `telemetry.otlp.interval`. OTLP names are the
+//! Prometheus ones with a counter's `_total` dropped.
 //! The SDK's trade-offs (a periodic reader, no per-batch acknowledgement)
 //! are fine here; the log data path never goes through it (DESIGN.md 2).
 //! The resource honours `OTEL_SERVICE_NAME` and `OTEL_RESOURCE_ATTRIBUTES`
@@ -10,10 +13,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::MeterProvider;
+use opentelemetry::metrics::{Histogram, MeterProvider};
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::SdkMeterProvider;
@@ -21,18 +23,15 @@ use opentelemetry_sdk::metrics::periodic_reader_with_async_runtime::PeriodicRead
 
 use crate::config::{EnvLookup, ExporterConfig, Protocol, TelemetryOtlp};
 use crate::export::SetupError;
-use crate::metrics::{Registry, SourceMetrics, lock};
+use crate::metrics::catalogue::{FAMILIES, Family, Kind, Num, Scrape, Value};
+use crate::metrics::{HistogramSink, Recorder, Registry};
 
 pub struct Telemetry {
     provider: SdkMeterProvider,
 }
 
-fn attrs(m: &SourceMetrics) -> [KeyValue; 2] {
-    [KeyValue::new("app", m.app.clone()), KeyValue::new("source", m.source.clone())]
-}
-
 /// The resource of the sidecar's own telemetry.
-pub fn resource(env: EnvLookup<'_>) -> Resource {
+pub(crate) fn resource(env: EnvLookup<'_>) -> Resource {
     let named_by_env = env("OTEL_SERVICE_NAME").is_some_and(|v| !v.is_empty())
         || env("OTEL_RESOURCE_ATTRIBUTES").is_some_and(|v| v.contains("service.name="));
     let mut builder = Resource::builder();
@@ -103,77 +102,112 @@ impl Telemetry {
     }
 }
 
-type Read = fn(&SourceMetrics) -> u64;
+/// Forwards histogram observations to the SDK's histograms (the SDK has
+/// no pull-style histogram to read the registry's buckets at push time).
+struct Histograms(HashMap<&'static str, (&'static [&'static str], Histogram<f64>)>);
 
-fn load(a: &AtomicU64) -> u64 {
-    a.load(Ordering::Relaxed)
+impl std::fmt::Debug for Histograms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.keys()).finish()
+    }
 }
 
+impl HistogramSink for Histograms {
+    fn bind(&self, family: &'static str, labels: &[&str]) -> Option<Recorder> {
+        let (names, h) = self.0.get(family)?;
+        let (h, attrs) = (h.clone(), attributes(names, labels));
+        Some(Box::new(move |value| h.record(value, &attrs)))
+    }
+}
+
+fn attributes(names: &[&'static str], values: &[&str]) -> Vec<KeyValue> {
+    names.iter().zip(values).map(|(k, v)| KeyValue::new(*k, v.to_string())).collect()
+}
+
+/// Reads `family` as the push sees it now.
+fn observe(registry: &Registry, family: &Family, mut out: impl FnMut(&[KeyValue], &Value)) {
+    let now_ms = crate::timefmt::system_millis(std::time::SystemTime::now());
+    let scrape = Scrape { registry, now_ms, ready: registry.ready(now_ms) };
+    (family.read)(&scrape, &mut |labels, v| out(&attributes(family.labels, labels), &v));
+}
+
+fn as_u64(v: &Value) -> Option<u64> {
+    match v {
+        Value::Int(n) => Some(*n),
+        Value::Float(x) => Some(x.max(0.0) as u64),
+        Value::Histogram(_) => None,
+    }
+}
+
+fn as_f64(v: &Value) -> Option<f64> {
+    match v {
+        Value::Int(n) => Some(*n as f64),
+        Value::Float(x) => Some(*x),
+        Value::Histogram(_) => None,
+    }
+}
+
+/// One instrument per catalogue family, under its OTLP name.
 fn register(provider: &SdkMeterProvider, registry: Arc<Registry>) {
     let meter = provider.meter(env!("CARGO_PKG_NAME"));
-    let counters: [(&'static str, &'static str, Read); 12] = [
-        ("forge_sidecar_received_log_records", "Records fetched inside their window.", |m| load(&m.received)),
-        ("forge_sidecar_sent_log_records", "Records accepted by the backend.", |m| load(&m.sent)),
-        ("forge_sidecar_rejected_log_records", "Records refused in a partial success.", |m| load(&m.rejected)),
-        ("forge_sidecar_send_failed_log_records", "Records whose export failed for good.", |m| load(&m.send_failed)),
-        ("forge_sidecar_dead_lettered_log_records", "Records written to the dead-letter file.", |m| {
-            load(&m.dead_lettered)
-        }),
-        ("forge_sidecar_duplicate_log_records", "Records dropped as already delivered.", |m| load(&m.duplicates)),
-        ("forge_sidecar_rate_limited", "429 answers from the Forge API.", |m| load(&m.rate_limited)),
-        ("forge_sidecar_pages", "Pages fetched and processed.", |m| load(&m.pages)),
-        ("forge_sidecar_gap_seconds", "Seconds of history that could not be read.", |m| load(&m.gap_seconds)),
-        ("forge_sidecar_export_retries", "Export attempts retried.", |m| load(&m.export_retries)),
-        ("forge_sidecar_abandoned_pages", "Pages given up after repeated failures.", |m| load(&m.gave_up_pages)),
-        ("forge_sidecar_cursor_loops", "Cursor loops detected and cut.", |m| load(&m.cursor_loops)),
-    ];
-    for (name, help, read) in counters {
+    let mut histograms = HashMap::new();
+    for family in FAMILIES {
+        let name = family.otlp_name();
         let r = registry.clone();
-        meter
-            .u64_observable_counter(name)
-            .with_description(help)
-            .with_callback(move |o| {
-                for m in r.sources() {
-                    o.observe(read(&m), &attrs(&m));
-                }
-            })
-            .build();
+        let unit = family.unit.unwrap_or("");
+        match family.kind {
+            Kind::Counter(Num::Int) => {
+                meter
+                    .u64_observable_counter(name)
+                    .with_description(family.help)
+                    .with_unit(unit)
+                    .with_callback(move |o| {
+                        observe(&r, family, |a, v| as_u64(v).into_iter().for_each(|n| o.observe(n, a)))
+                    })
+                    .build();
+            }
+            Kind::Counter(Num::Float) => {
+                meter
+                    .f64_observable_counter(name)
+                    .with_description(family.help)
+                    .with_unit(unit)
+                    .with_callback(move |o| {
+                        observe(&r, family, |a, v| as_f64(v).into_iter().for_each(|x| o.observe(x, a)))
+                    })
+                    .build();
+            }
+            Kind::Gauge(Num::Int) => {
+                meter
+                    .u64_observable_gauge(name)
+                    .with_description(family.help)
+                    .with_unit(unit)
+                    .with_callback(move |o| {
+                        observe(&r, family, |a, v| as_u64(v).into_iter().for_each(|n| o.observe(n, a)))
+                    })
+                    .build();
+            }
+            Kind::Gauge(Num::Float) => {
+                meter
+                    .f64_observable_gauge(name)
+                    .with_description(family.help)
+                    .with_unit(unit)
+                    .with_callback(move |o| {
+                        observe(&r, family, |a, v| as_f64(v).into_iter().for_each(|x| o.observe(x, a)))
+                    })
+                    .build();
+            }
+            Kind::Histogram(bounds) => {
+                let h = meter
+                    .f64_histogram(name)
+                    .with_description(family.help)
+                    .with_unit(unit)
+                    .with_boundaries(bounds.to_vec())
+                    .build();
+                histograms.insert(family.name, (family.labels, h));
+            }
+        }
     }
-    let r = registry.clone();
-    meter
-        .u64_observable_counter("forge_sidecar_api_requests")
-        .with_description("Forge API calls by answer.")
-        .with_callback(move |o| {
-            for m in r.sources() {
-                for (status, n) in lock(&m.api_requests).iter() {
-                    let [a, s] = attrs(&m);
-                    o.observe(*n, &[a, s, KeyValue::new("status", status.clone())]);
-                }
-            }
-        })
-        .build();
-    let r = registry.clone();
-    meter
-        .f64_observable_gauge("forge_sidecar_watermark_lag_seconds")
-        .with_description("Now minus the first-pass watermark.")
-        .with_unit("s")
-        .with_callback(move |o| {
-            let now = crate::timefmt::system_millis(std::time::SystemTime::now());
-            for m in r.sources() {
-                let w = m.watermark_ms.load(Ordering::Relaxed);
-                if w > 0 {
-                    o.observe((now - w) as f64 / 1000.0, &attrs(&m));
-                }
-            }
-        })
-        .build();
-    meter
-        .u64_observable_gauge("forge_sidecar_in_flight_log_records")
-        .with_description("Records awaiting the backend's answer.")
-        .with_callback(move |o| {
-            for m in registry.sources() {
-                o.observe(load(&m.in_flight), &attrs(&m));
-            }
-        })
-        .build();
+    if !registry.set_histogram_sink(Arc::new(Histograms(histograms))) {
+        tracing::warn!("the sidecar's histograms are already pushed elsewhere; this push carries none");
+    }
 }

@@ -163,3 +163,89 @@ async fn own_metrics_are_pushed_over_otlp() {
         assert!(sent.unwrap_or(0) > 0, "{protocol}: sent count pushed");
     }
 }
+
+/// A Prometheus family name for an OTLP metric, by the catalogue's rule: a
+/// monotonic sum (counter) gains `_total`; gauges and histograms keep the name.
+fn prometheus_name(m: &opentelemetry_proto::tonic::metrics::v1::Metric) -> String {
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    match &m.data {
+        Some(Data::Sum(s)) if s.is_monotonic => format!("{}_total", m.name),
+        _ => m.name.clone(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_and_the_otlp_push_carry_the_same_families() {
+    use forge_otel_sidecar::metrics::{Registry, SourceMetrics, render_prometheus};
+    use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+    use std::collections::{BTreeMap, BTreeSet};
+    use std::sync::Arc;
+
+    let sim = sim(SimConfig { history: Duration::from_secs(60), ..fast_sim() }).await;
+    let rx = receiver().await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let text = format!(
+        "{}telemetry:\n  otlp:\n    enabled: true\n    protocol: grpc\n    endpoint: {}\n    interval: 1h\n",
+        sidecar_yaml(&sim, &rx, dir.path(), ""),
+        rx.grpc_endpoint()
+    );
+    let cfg = config(&text);
+    let otlp = cfg.telemetry.otlp.clone().unwrap_or_else(|| panic!("telemetry.otlp"));
+    let registry = Arc::new(Registry::default());
+    let telemetry = forge_otel_sidecar::telemetry::Telemetry::start(&otlp, &cfg.exporter, registry.clone())
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    // A value in every family, so that neither side leaves one out for want of data.
+    let now = forge_otel_sidecar::timefmt::system_millis(SystemTime::now());
+    let m = registry.source("prod", "app-1");
+    registry.set_ready_probe(Box::new(|_, _| true));
+    registry.set_clock_skew("app-1", -1.5);
+    registry.set_budget("app-1", 12.0, 30.0);
+    m.api_call("200", now, 0.2);
+    SourceMetrics::add(&m.export_micros_sum, 30_000);
+    m.export_call(0.04);
+    m.observe_arrival_delay(42.0);
+    SourceMetrics::add(&m.found_late, 2);
+    SourceMetrics::add(&m.sent, 5);
+    let prom_text = render_prometheus(&registry, now, true);
+
+    // Shutting down pushes the last values (the interval is too long to have fired).
+    tokio::task::spawn_blocking(move || telemetry.shutdown()).await.unwrap_or_else(|e| panic!("{e}"));
+    let reqs = rx.metric_requests();
+    let pushed: Vec<_> = reqs
+        .iter()
+        .flat_map(|r| &r.resource_metrics)
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|s| &s.metrics)
+        .collect();
+    assert!(!pushed.is_empty(), "nothing pushed");
+    let otlp: BTreeMap<String, String> = pushed.iter().map(|m| (prometheus_name(m), m.description.clone())).collect();
+
+    let scrape = prometheus_parse::Scrape::parse(prom_text.lines().map(|l| Ok(l.to_string())))
+        .unwrap_or_else(|e| panic!("not Prometheus text: {e}\n{prom_text}"));
+    let prom: BTreeMap<String, String> = scrape.docs.clone().into_iter().collect();
+    for s in &scrape.samples {
+        let family = s.metric.strip_suffix("_sum").or_else(|| s.metric.strip_suffix("_count")).unwrap_or(&s.metric);
+        assert!(prom.contains_key(family) || prom.contains_key(&s.metric), "{} has no HELP", s.metric);
+    }
+
+    let prom_names: BTreeSet<_> = prom.keys().collect();
+    let otlp_names: BTreeSet<_> = otlp.keys().collect();
+    assert_eq!(prom_names, otlp_names, "/metrics and the OTLP push list different families");
+    assert!(prom_names.len() >= 30, "{prom_names:?}");
+    assert_eq!(prom, otlp, "help texts differ");
+
+    // Durations are histograms on both sides, with the same counts.
+    let hist = |name: &str| {
+        pushed.iter().rev().find(|m| m.name == name).and_then(|m| match m.data.as_ref()? {
+            Data::Histogram(h) => h.data_points.first().map(|p| (p.count, p.explicit_bounds.len())),
+            _ => None,
+        })
+    };
+    assert_eq!(hist("forge_sidecar_export_duration_seconds"), Some((2, 13)));
+    assert_eq!(hist("forge_sidecar_record_arrival_delay_seconds"), Some((1, 12)));
+    assert!(
+        prom_text.contains("forge_sidecar_export_duration_seconds_bucket{app=\"app-1\",source=\"prod\",le=\"0.05\"} 2")
+    );
+    assert!(prom_text.contains("forge_sidecar_api_request_duration_seconds_count{app=\"app-1\",source=\"prod\"} 1"));
+}

@@ -127,3 +127,46 @@ async fn status_flags_a_silent_site_and_shows_no_secret() {
     assert_eq!(flag("quiet"), Some(serde_json::Value::Bool(true)), "{body}");
     assert_eq!(v["sources"][0]["last_api_error"]["message"], "request refused (400)");
 }
+
+#[tokio::test]
+async fn metrics_show_histograms_and_keep_label_values_intact() {
+    let (s, m) = state();
+    m.api_call("200", NOW, 0.03);
+    m.api_call("429", NOW, 7.0);
+    let odd = s.registry.source("a \"quoted\" {} source\\", "app-1");
+    SourceMetrics::add(&odd.sent, 4);
+    let (_, body) = get(&s, "/metrics").await;
+    assert!(body.contains("# TYPE forge_sidecar_api_request_duration_seconds histogram"), "{body}");
+    let bucket = |le: &str| {
+        format!("forge_sidecar_api_request_duration_seconds_bucket{{app=\"app-1\",source=\"prod\",le=\"{le}\"}}")
+    };
+    assert!(body.contains(&format!("{} 0\n", bucket("0.025"))), "{body}");
+    assert!(body.contains(&format!("{} 1\n", bucket("0.05"))), "{body}");
+    assert!(body.contains(&format!("{} 2\n", bucket("10"))), "{body}");
+    assert!(body.contains(&format!("{} 2\n", bucket("+Inf"))), "{body}");
+    assert!(
+        body.contains("forge_sidecar_api_request_duration_seconds_sum{app=\"app-1\",source=\"prod\"} 7.03"),
+        "{body}"
+    );
+    assert!(body.contains("forge_sidecar_api_request_duration_seconds_count{app=\"app-1\",source=\"prod\"} 2"));
+    // Escaped, and braces in a value left alone.
+    assert!(
+        body.contains(
+            "forge_sidecar_sent_log_records_total{app=\"app-1\",source=\"a \\\"quoted\\\" {} source\\\\\"} 4"
+        ),
+        "{body}"
+    );
+}
+
+#[test]
+fn the_server_installs_its_readiness_rule_for_the_push() {
+    let registry = Arc::new(Registry::default());
+    assert_eq!(registry.ready(NOW), None);
+    let text = "forge:\n  email: a@example.com\n  api_token: t\nsources:\n  - app_id: demo-app\n    environment_id: production\nexporter:\n  endpoint: http://127.0.0.1:4317\nstate:\n  dir: /tmp/unused\n";
+    let cfg = crate::config::Config::from_yaml(text, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let _state = ServerState::new(registry.clone(), &cfg);
+    let m = registry.source("prod", "app-1");
+    assert_eq!(registry.ready(NOW), Some(false), "no poll yet");
+    m.update(|st| st.last_poll_ok_ms = Some(NOW - 1000));
+    assert_eq!(registry.ready(NOW), Some(true));
+}
