@@ -319,9 +319,9 @@ impl Config {
 
     /// Parses, expands and validates config text.
     pub fn from_yaml(text: &str, env: EnvLookup<'_>) -> Result<Self, ConfigError> {
-        let mut tree: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+        let mut tree: yaml_serde::Value = yaml_serde::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
         if tree.is_null() {
-            tree = serde_yaml::Value::Mapping(Default::default());
+            tree = yaml_serde::Value::Mapping(Default::default());
         }
         let mut missing = BTreeSet::new();
         expand::expand_value(&mut tree, env, &mut missing);
@@ -338,7 +338,7 @@ impl Config {
 
     /// The effective config as YAML, secrets redacted.
     pub fn to_redacted_yaml(&self) -> String {
-        serde_yaml::to_string(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+        yaml_serde::to_string(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
     }
 }
 

@@ -107,7 +107,7 @@ pub struct RawSource {
     pub levels: Option<Vec<String>>,
     pub message: Option<String>,
     pub installation_contexts: Option<Vec<String>>,
-    pub resource_attributes: Option<BTreeMap<String, serde_yaml::Value>>,
+    pub resource_attributes: Option<BTreeMap<String, yaml_serde::Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -293,13 +293,13 @@ fn sources(raw: Option<Vec<raw::RawSource>>, errs: &mut Errors) -> Vec<SourceCon
     out
 }
 
-fn attributes(p: &str, raw: BTreeMap<String, serde_yaml::Value>, errs: &mut Errors) -> Vec<(String, AttrValue)> {
+fn attributes(p: &str, raw: BTreeMap<String, yaml_serde::Value>, errs: &mut Errors) -> Vec<(String, AttrValue)> {
     let mut out = Vec::new();
     for (k, v) in raw {
         let value = match v {
-            serde_yaml::Value::String(s) => AttrValue::Str(s),
-            serde_yaml::Value::Bool(b) => AttrValue::Bool(b),
-            serde_yaml::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            yaml_serde::Value::String(s) => AttrValue::Str(s),
+            yaml_serde::Value::Bool(b) => AttrValue::Bool(b),
+            yaml_serde::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
                 (Some(i), _) => AttrValue::Int(i),
                 (None, Some(f)) => AttrValue::Double(f),
                 _ => AttrValue::Str(n.to_string()),
