@@ -225,9 +225,12 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::CheckConfig { config } => match Config::load(&config, &config::process_env) {
-            Ok(cfg) => {
-                print!("{}", cfg.to_redacted_yaml());
+        Command::CheckConfig { config } => match Config::load_traced(&config, &config::process_env) {
+            Ok((cfg, origins)) => {
+                print!("{}", config::print::render(&cfg, &origins));
+                for w in cfg.warnings() {
+                    eprintln!("warning: {w}");
+                }
                 eprintln!("{}: configuration is valid", config.display());
                 ExitCode::SUCCESS
             }
@@ -260,6 +263,9 @@ fn main() -> ExitCode {
                 }
             };
             forge_otel_sidecar::logging::init(cfg.log.format, &cfg.log.level);
+            for w in cfg.warnings() {
+                tracing::warn!(warning = %w, "configuration looks wrong");
+            }
             block_on(async move {
                 let app = match forge_otel_sidecar::app::App::start(cfg, Default::default()).await {
                     Ok(app) => app,

@@ -129,6 +129,8 @@ pub struct RawPoll {
 pub struct RawExporter {
     pub protocol: Option<String>,
     pub endpoint: Option<String>,
+    /// The full logs URL, used as given (OTLP/HTTP appends nothing).
+    pub logs_endpoint: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
     pub compression: Option<String>,
     pub timeout: Option<Scalar>,
