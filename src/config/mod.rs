@@ -380,7 +380,12 @@ impl Config {
     /// and `check-config`.
     pub fn warnings(&self) -> Vec<String> {
         let mut out = Vec::new();
-        out.extend(otel_env::port_mismatch("exporter.endpoint", self.exporter.protocol, &self.exporter.endpoint));
+        let e = &self.exporter;
+        out.extend(otel_env::port_mismatch("exporter.endpoint", e.protocol, &e.endpoint));
+        let tls_set = e.tls.ca_file.is_some() || e.tls.cert_file.is_some();
+        if tls_set && e.endpoint.starts_with("http://") && e.protocol != Protocol::Stdout {
+            out.push("exporter.tls: set, but the endpoint is plaintext http://, so the files are not used".into());
+        }
         if let Some(t) = &self.telemetry.otlp {
             out.extend(otel_env::port_mismatch("telemetry.otlp.endpoint", t.protocol, &t.endpoint));
         }

@@ -317,6 +317,11 @@ fn protocol_and_port_disagreeing_is_warned() {
 
     let cfg = Config::from_yaml(MINIMAL, &no_env).map_err(|e| e.to_string());
     assert_eq!(cfg.map(|c| c.warnings()), Ok(Vec::new()));
+
+    let text = format!("{MINIMAL}exporter:\n  tls: {{ca_file: /ca.pem}}\n");
+    let cfg = Config::from_yaml(&text, &no_env).map_err(|e| e.to_string());
+    let warnings = cfg.map(|c| c.warnings()).unwrap_or_default();
+    assert!(warnings.iter().any(|w| w.starts_with("exporter.tls: set, but the endpoint is plaintext")), "{warnings:?}");
 }
 
 /// Every key away from its default, secrets by reference.
