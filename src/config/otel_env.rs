@@ -267,7 +267,9 @@ mod tests {
         ]);
         let f = |s: &str| Some(s.to_string());
         let http = Protocol::HttpProtobuf;
-        let cases: Vec<(Option<String>, Option<String>, Protocol, &dyn Fn(&str) -> Option<String>, (&str, bool))> = vec![
+        type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+        type Case<'a> = (Option<String>, Option<String>, Protocol, Env<'a>, (&'a str, bool));
+        let cases: Vec<Case<'_>> = vec![
             (None, None, Protocol::Grpc, &none, ("http://localhost:4317", false)),
             (None, None, http, &none, ("http://localhost:4318", false)),
             (None, None, http, &generic, ("http://c:4318", false)),

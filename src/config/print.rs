@@ -266,7 +266,7 @@ fn duration(d: Duration) -> Value {
 /// The largest binary unit that divides the size, else bytes.
 fn size(n: u64) -> Value {
     for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
-        if n > 0 && n % (1u64 << shift) == 0 {
+        if n > 0 && n.is_multiple_of(1u64 << shift) {
             return format!("{}{unit}", n >> shift).into();
         }
     }
