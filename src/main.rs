@@ -1,4 +1,4 @@
-//! The command line: `run`, `check-config`, `simulate`, `demo`, `healthcheck`.
+//! The command line: `run`, `check-config`, `dead-letter`, `simulate`, `demo`, `healthcheck`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,6 +10,7 @@ const EXAMPLES: &str = "\
 Examples:
   forge-otel-sidecar demo
   forge-otel-sidecar check-config --config config/example.yaml
+  forge-otel-sidecar dead-letter show --config config/example.yaml
   FORGE_API_TOKEN=... forge-otel-sidecar run --config /etc/forge-otel-sidecar/config.yaml
 
 Exit codes: 0 success, 1 runtime failure, 2 configuration or usage error.";
@@ -35,6 +36,11 @@ enum Command {
         #[arg(long, short, env = "FORGE_OTEL_CONFIG")]
         config: PathBuf,
     },
+    /// Inspect or re-send the dead-letter file (records a backend rejected for good).
+    DeadLetter {
+        #[command(subcommand)]
+        action: DeadLetterCommand,
+    },
     /// Serve a simulator of the Forge App logs API (no Atlassian account needed).
     Simulate(Box<SimulateArgs>),
     /// Run the simulator, the sidecar and a readable console together (no account needed).
@@ -54,6 +60,31 @@ enum Command {
         /// Address of the sidecar's server.
         #[arg(long, env = "FORGE_OTEL_HEALTH_ADDR", default_value = "127.0.0.1:9464")]
         addr: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLetterCommand {
+    /// Counts by reason and source, oldest and newest entry; exit 0 even when empty.
+    Show {
+        /// Config file (YAML); its state.dir holds the file.
+        #[arg(long, short, env = "FORGE_OTEL_CONFIG")]
+        config: PathBuf,
+        /// Also list every entry.
+        #[arg(long)]
+        entries: bool,
+    },
+    /// Send the file's records again through the configured exporter, then keep the file
+    /// as dead-letter.jsonl.replayed-<time>; what fails again goes to a new dead-letter.jsonl.
+    /// Exit 0 when every record was accepted, 1 otherwise.
+    Replay {
+        /// Config file (YAML): the exporter and state.dir.
+        #[arg(long, short, env = "FORGE_OTEL_CONFIG")]
+        config: PathBuf,
+        /// Retry an unreachable backend this long per request before stopping
+        /// (exporter.retry.max_elapsed when shorter).
+        #[arg(long, default_value = "1m", value_parser = humantime::parse_duration)]
+        give_up_after: std::time::Duration,
     },
 }
 
@@ -216,6 +247,72 @@ fn simulate(args: SimulateArgs) -> ExitCode {
     })
 }
 
+fn load(path: &std::path::Path) -> Result<Config, ExitCode> {
+    Config::load(path, &config::process_env).map_err(|e| {
+        eprintln!("error: {}: {e}", path.display());
+        ExitCode::from(2)
+    })
+}
+
+fn dead_letter(action: DeadLetterCommand) -> ExitCode {
+    use forge_otel_sidecar::export::{self, DeadLetter, Exporter, Transport};
+    match action {
+        DeadLetterCommand::Show { config, entries } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            match export::deadletter::summarize(&cfg.state.dir, entries) {
+                Ok(summary) => {
+                    print!("{summary}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: cannot read the dead-letter file in {}: {e}", cfg.state.dir.display());
+                    ExitCode::from(1)
+                }
+            }
+        }
+        DeadLetterCommand::Replay { config, give_up_after } => {
+            let cfg = match load(&config) {
+                Ok(c) => c,
+                Err(code) => return code,
+            };
+            forge_otel_sidecar::logging::init(cfg.log.format, &cfg.log.level);
+            let transport = match Transport::new(&cfg.exporter) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("error: {}: {e}", config.display());
+                    return ExitCode::from(2);
+                }
+            };
+            let mut retry = cfg.exporter.retry.clone();
+            retry.max_elapsed = Some(retry.max_elapsed.map_or(give_up_after, |m| m.min(give_up_after)));
+            let dead_letter = DeadLetter::new(&cfg.state.dir, cfg.state.dead_letter_max_bytes);
+            let exporter = Exporter::new(transport, retry, dead_letter);
+            block_on(async move {
+                let cancel = tokio_util::sync::CancellationToken::new();
+                let on_signal = cancel.clone();
+                tokio::spawn(async move {
+                    forge_otel_sidecar::shutdown_signal().await;
+                    on_signal.cancel();
+                });
+                let now = forge_otel_sidecar::timefmt::system_millis(std::time::SystemTime::now());
+                match export::deadletter::replay(&cfg.state.dir, &exporter, now, &cancel).await {
+                    Ok(report) => {
+                        println!("{report}");
+                        if report.complete() { ExitCode::SUCCESS } else { ExitCode::from(1) }
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::from(1)
+                    }
+                }
+            })
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -225,9 +322,12 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::CheckConfig { config } => match Config::load(&config, &config::process_env) {
-            Ok(cfg) => {
-                print!("{}", cfg.to_redacted_yaml());
+        Command::CheckConfig { config } => match Config::load_traced(&config, &config::process_env) {
+            Ok((cfg, origins)) => {
+                print!("{}", config::print::render(&cfg, &origins));
+                for w in cfg.warnings() {
+                    eprintln!("warning: {w}");
+                }
                 eprintln!("{}: configuration is valid", config.display());
                 ExitCode::SUCCESS
             }
@@ -236,6 +336,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::DeadLetter { action } => dead_letter(action),
         Command::Simulate(args) => simulate(*args),
         Command::Healthcheck { addr } => healthcheck(&addr),
         Command::Demo { duration, history, records_per_second } => {
@@ -260,6 +361,9 @@ fn main() -> ExitCode {
                 }
             };
             forge_otel_sidecar::logging::init(cfg.log.format, &cfg.log.level);
+            for w in cfg.warnings() {
+                tracing::warn!(warning = %w, "configuration looks wrong");
+            }
             block_on(async move {
                 let app = match forge_otel_sidecar::app::App::start(cfg, Default::default()).await {
                     Ok(app) => app,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -20,7 +20,7 @@ fn bin() -> &'static str {
 
 fn yaml(path: &str) -> Value {
     let text = std::fs::read_to_string(root().join(path)).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+    yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 fn strs(v: &Value) -> Vec<String> {
@@ -57,7 +57,7 @@ fn check_config(path: &Path, env: &HashMap<String, String>) -> Value {
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     assert!(out.status.success(), "check-config {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
-    serde_yaml::from_slice(&out.stdout).unwrap_or_else(|e| panic!("effective config: {e}"))
+    yaml_serde::from_slice(&out.stdout).unwrap_or_else(|e| panic!("effective config: {e}"))
 }
 
 fn port_of(addr: &str) -> u16 {
@@ -200,7 +200,7 @@ fn dockerfile_matches_the_binary() {
 #[test]
 fn kubernetes_manifests_match_the_binary() {
     let text = std::fs::read_to_string(root().join("deploy/kubernetes/deployment.yaml")).unwrap_or_default();
-    let dep: Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+    let dep: Value = yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
     let cm = yaml("deploy/kubernetes/configmap.yaml");
     let secret = yaml("deploy/kubernetes/secret.yaml");
     let col_cm = yaml("deploy/kubernetes/collector-configmap.yaml");
@@ -237,7 +237,7 @@ fn kubernetes_manifests_match_the_binary() {
     assert!(volumes.iter().any(|v| v["configMap"]["name"] == cm["metadata"]["name"]));
 
     // The token file is the Secret's key, where the Secret is mounted.
-    let cfg: Value = serde_yaml::from_str(&file).unwrap_or_default();
+    let cfg: Value = yaml_serde::from_str(&file).unwrap_or_default();
     let token_file = cfg["forge"]["api_token_file"].as_str().unwrap_or_default().to_string();
     let key =
         secret["stringData"].as_mapping().and_then(|m| m.keys().next()).and_then(|k| k.as_str()).unwrap_or_default();

@@ -19,6 +19,7 @@ fn exporter_config(protocol: Protocol, endpoint: String, compression: Compressio
     ExporterConfig {
         protocol,
         endpoint,
+        endpoint_as_is: false,
         headers: vec![("x-api-key".into(), forge_otel_sidecar::secret::Secret::new("k"))],
         compression,
         timeout: Duration::from_secs(5),

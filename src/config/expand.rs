@@ -60,8 +60,8 @@ fn substitute(body: &str, env: EnvLookup<'_>, missing: &mut BTreeSet<String>) ->
 }
 
 /// Expands every string scalar in a YAML tree (mapping keys included).
-pub fn expand_value(value: &mut serde_yaml::Value, env: EnvLookup<'_>, missing: &mut BTreeSet<String>) {
-    use serde_yaml::Value;
+pub fn expand_value(value: &mut yaml_serde::Value, env: EnvLookup<'_>, missing: &mut BTreeSet<String>) {
+    use yaml_serde::Value;
     match value {
         Value::String(s) => {
             if s.contains('$') {
@@ -120,8 +120,8 @@ mod tests {
 
     #[test]
     fn every_missing_variable_is_named() {
-        let mut value: serde_yaml::Value =
-            serde_yaml::from_str("a: ${env:ONE}\nb: [\"${TWO}\", \"${TOKEN}\"]\n# ${IN_COMMENT}\n").unwrap_or_default();
+        let mut value: yaml_serde::Value =
+            yaml_serde::from_str("a: ${env:ONE}\nb: [\"${TWO}\", \"${TOKEN}\"]\n# ${IN_COMMENT}\n").unwrap_or_default();
         let mut missing = BTreeSet::new();
         expand_value(&mut value, &env, &mut missing);
         assert_eq!(missing.into_iter().collect::<Vec<_>>(), vec!["ONE", "TWO"]);

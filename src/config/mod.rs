@@ -9,11 +9,13 @@
 //!
 //! Absent `exporter` keys are filled from the standard
 //! `OTEL_EXPORTER_OTLP_LOGS_*` / `OTEL_EXPORTER_OTLP_*` variables; the file
-//! wins over them. Secrets (the API token, exporter header values) are
-//! [`Secret`]s, so printing a `Config` never shows them.
+//! wins over them ([`otel_env`]). Secrets (the API token, exporter header
+//! values) are [`Secret`]s, so printing a `Config` never shows them;
+//! [`print`] renders the effective config as a file that loads back.
 
 pub mod expand;
-mod otel_env;
+pub mod otel_env;
+pub mod print;
 pub mod raw;
 mod validate;
 
@@ -48,7 +50,7 @@ pub enum ConfigError {
     TokenFile { path: PathBuf, reason: String },
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Config {
     pub forge: ForgeConfig,
     pub sources: Vec<SourceConfig>,
@@ -61,13 +63,13 @@ pub struct Config {
 }
 
 /// The sidecar's own metrics pushed over OTLP (besides `/metrics`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TelemetryConfig {
     /// `None`: off.
     pub otlp: Option<TelemetryOtlp>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct TelemetryOtlp {
     pub protocol: Protocol,
     pub endpoint: String,
@@ -75,7 +77,7 @@ pub struct TelemetryOtlp {
     pub interval: Duration,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ForgeConfig {
     pub base_url: String,
     pub email: String,
@@ -95,7 +97,7 @@ pub struct ForgeConfig {
 
 /// Where the API token comes from. A file is read again when the API
 /// answers 401, so a rotated token is picked up without a restart.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub enum TokenSource {
     #[serde(rename = "api_token")]
     Inline(Secret),
@@ -180,7 +182,7 @@ pub enum AttrValue {
 
 impl Eq for AttrValue {}
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PollConfig {
     #[serde(serialize_with = "ser_duration")]
     pub interval: Duration,
@@ -244,10 +246,15 @@ impl Compression {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ExporterConfig {
     pub protocol: Protocol,
+    /// gRPC: the collector's address. HTTP: the base URL `/v1/logs` is
+    /// appended to (unless present), or the full URL if `endpoint_as_is`.
     pub endpoint: String,
+    /// The endpoint is a signal-specific one (`exporter.logs_endpoint` or
+    /// `OTEL_EXPORTER_OTLP_LOGS_ENDPOINT`): HTTP posts to it as given.
+    pub endpoint_as_is: bool,
     pub headers: Vec<(String, Secret)>,
     pub compression: Compression,
     #[serde(serialize_with = "ser_duration")]
@@ -257,14 +264,14 @@ pub struct ExporterConfig {
     pub retry: RetryConfig,
 }
 
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TlsConfig {
     pub ca_file: Option<PathBuf>,
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RetryConfig {
     #[serde(serialize_with = "ser_duration")]
     pub initial_backoff: Duration,
@@ -277,13 +284,13 @@ pub struct RetryConfig {
     pub max_elapsed: Option<Duration>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct StateConfig {
     pub dir: PathBuf,
     pub dead_letter_max_bytes: u64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ServerConfig {
     /// `None` when the server is switched off.
     pub listen: Option<SocketAddr>,
@@ -300,10 +307,25 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct LogConfig {
     pub format: LogFormat,
     pub level: String,
+}
+
+impl ExporterConfig {
+    /// Where OTLP/HTTP posts the logs.
+    pub fn http_logs_url(&self) -> String {
+        if self.endpoint_as_is { self.endpoint.clone() } else { crate::export::http::logs_url(&self.endpoint) }
+    }
+
+    /// The base URL another signal (the sidecar's own metrics) defaults to.
+    pub fn base_endpoint(&self) -> String {
+        match self.endpoint.trim_end_matches('/').strip_suffix("/v1/logs") {
+            Some(base) if self.endpoint_as_is => base.to_string(),
+            _ => self.endpoint.clone(),
+        }
+    }
 }
 
 fn ser_duration<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -320,17 +342,28 @@ fn ser_opt_duration<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<
 impl Config {
     /// Reads, expands and validates a config file.
     pub fn load(path: &Path, env: EnvLookup<'_>) -> Result<Self, ConfigError> {
+        Self::load_traced(path, env).map(|(cfg, _)| cfg)
+    }
+
+    /// [`Config::load`], with what [`print::render`] needs to print it back.
+    pub fn load_traced(path: &Path, env: EnvLookup<'_>) -> Result<(Self, print::Origins), ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        Self::from_yaml(&text, env)
+        Self::from_yaml_traced(&text, env)
     }
 
     /// Parses, expands and validates config text.
     pub fn from_yaml(text: &str, env: EnvLookup<'_>) -> Result<Self, ConfigError> {
-        let mut tree: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
+        Self::from_yaml_traced(text, env).map(|(cfg, _)| cfg)
+    }
+
+    /// [`Config::from_yaml`], with what [`print::render`] needs to print it back.
+    pub fn from_yaml_traced(text: &str, env: EnvLookup<'_>) -> Result<(Self, print::Origins), ConfigError> {
+        let mut tree: yaml_serde::Value = yaml_serde::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
         if tree.is_null() {
-            tree = serde_yaml::Value::Mapping(Default::default());
+            tree = yaml_serde::Value::Mapping(Default::default());
         }
+        let mut origins = print::Origins::capture(&tree, env);
         let mut missing = BTreeSet::new();
         expand::expand_value(&mut tree, env, &mut missing);
         if !missing.is_empty() {
@@ -341,12 +374,30 @@ impl Config {
             let inner = e.into_inner().to_string();
             ConfigError::Invalid(vec![describe_serde_error(&path, &inner)])
         })?;
-        validate::validate(raw, env)
+        origins.from_env = otel_env::filled_keys(&raw.exporter, env, otel_env::Signal::Logs);
+        validate::validate(raw, env).map(|cfg| (cfg, origins))
     }
 
-    /// The effective config as YAML, secrets redacted.
+    /// The effective config as a config file, every inline secret shown as
+    /// `[REDACTED]` ([`print::render`] with origins prints references).
     pub fn to_redacted_yaml(&self) -> String {
-        serde_yaml::to_string(self).unwrap_or_else(|e| format!("# cannot render config: {e}\n"))
+        print::render(self, &print::Origins::default())
+    }
+
+    /// Settings that load but are probably mistakes, for the start-up log
+    /// and `check-config`.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let e = &self.exporter;
+        out.extend(otel_env::port_mismatch("exporter.endpoint", e.protocol, &e.endpoint));
+        let tls_set = e.tls.ca_file.is_some() || e.tls.cert_file.is_some();
+        if tls_set && e.endpoint.starts_with("http://") && e.protocol != Protocol::Stdout {
+            out.push("exporter.tls: set, but the endpoint is plaintext http://, so the files are not used".into());
+        }
+        if let Some(t) = &self.telemetry.otlp {
+            out.extend(otel_env::port_mismatch("telemetry.otlp.endpoint", t.protocol, &t.endpoint));
+        }
+        out
     }
 }
 

@@ -108,7 +108,7 @@ pub struct RawSource {
     pub levels: Option<Vec<String>>,
     pub message: Option<String>,
     pub installation_contexts: Option<Vec<String>>,
-    pub resource_attributes: Option<BTreeMap<String, serde_yaml::Value>>,
+    pub resource_attributes: Option<BTreeMap<String, yaml_serde::Value>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -130,6 +130,8 @@ pub struct RawPoll {
 pub struct RawExporter {
     pub protocol: Option<String>,
     pub endpoint: Option<String>,
+    /// The full logs URL, used as given (OTLP/HTTP appends nothing).
+    pub logs_endpoint: Option<String>,
     pub headers: Option<BTreeMap<String, String>>,
     pub compression: Option<String>,
     pub timeout: Option<Scalar>,

@@ -236,3 +236,258 @@ fn duplicate_sources_are_refused() {
     let errs = Config::from_yaml(&text, &no_env).err().map(invalid_messages).unwrap_or_default();
     assert!(errs.iter().any(|e| e.starts_with("sources[1]: asks for the same logs")), "{errs:?}");
 }
+
+fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+    let map: std::collections::HashMap<String, String> =
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    move |n: &str| map.get(n).cloned()
+}
+
+#[test]
+fn signal_specific_endpoint_is_used_as_given() {
+    let env = vars(&[
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "https://intake.example/custom/logs"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://ignored:4318"),
+    ]);
+    let cfg = Config::from_yaml(MINIMAL, &env).map_err(|e| e.to_string());
+    let Ok(cfg) = cfg else { panic!("{cfg:?}") };
+    assert_eq!(cfg.exporter.http_logs_url(), "https://intake.example/custom/logs");
+    assert_eq!(cfg.exporter.base_endpoint(), "https://intake.example/custom/logs");
+
+    let env = vars(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/")]);
+    let cfg = Config::from_yaml(MINIMAL, &env).map_err(|e| e.to_string());
+    let Ok(cfg) = cfg else { panic!("{cfg:?}") };
+    assert_eq!(cfg.exporter.http_logs_url(), "http://c:4318/v1/logs");
+
+    // The file's endpoint keeps its meaning: a base URL.
+    let text = format!("{MINIMAL}exporter:\n  protocol: http/protobuf\n  endpoint: https://x/otlp\n");
+    let cfg = Config::from_yaml(&text, &env).map_err(|e| e.to_string());
+    let Ok(cfg) = cfg else { panic!("{cfg:?}") };
+    assert_eq!(cfg.exporter.http_logs_url(), "https://x/otlp/v1/logs");
+    // ... and exporter.logs_endpoint is the signal-specific key.
+    let text = format!("{MINIMAL}exporter:\n  protocol: http/protobuf\n  logs_endpoint: https://x/in/v1/logs\n");
+    let cfg = Config::from_yaml(&text, &env).map_err(|e| e.to_string());
+    let Ok(cfg) = cfg else { panic!("{cfg:?}") };
+    assert_eq!(cfg.exporter.http_logs_url(), "https://x/in/v1/logs");
+    assert_eq!(cfg.exporter.base_endpoint(), "https://x/in");
+}
+
+#[test]
+fn certificate_and_insecure_variables_are_honoured() {
+    let env = vars(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+        ("OTEL_EXPORTER_OTLP_INSECURE", "true"),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/ca.pem"),
+        ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE", "/etc/client.pem"),
+        ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/client-key.pem"),
+    ]);
+    let cfg = Config::from_yaml(MINIMAL, &env).map_err(|e| e.to_string());
+    let Ok(cfg) = cfg else { panic!("{cfg:?}") };
+    assert_eq!(cfg.exporter.endpoint, "http://collector:4317");
+    assert_eq!(cfg.exporter.tls.ca_file, Some(PathBuf::from("/etc/ca.pem")));
+    assert_eq!(cfg.exporter.tls.cert_file, Some(PathBuf::from("/etc/client.pem")));
+    assert_eq!(cfg.exporter.tls.key_file, Some(PathBuf::from("/etc/client-key.pem")));
+
+    // The file wins, key by key.
+    let text = format!("{MINIMAL}exporter:\n  tls:\n    ca_file: /file/ca.pem\n");
+    let cfg = Config::from_yaml(&text, &env).map_err(|e| e.to_string());
+    let Ok(cfg) = cfg else { panic!("{cfg:?}") };
+    assert_eq!(cfg.exporter.tls.ca_file, Some(PathBuf::from("/file/ca.pem")));
+    assert_eq!(cfg.exporter.tls.key_file, Some(PathBuf::from("/etc/client-key.pem")));
+
+    // Secure unless told otherwise; a half client identity is refused.
+    let env = vars(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"), ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/k.pem")]);
+    let errs = Config::from_yaml(MINIMAL, &env).err().map(invalid_messages).unwrap_or_default();
+    assert!(errs.iter().any(|e| e.starts_with("exporter.tls: cert_file and key_file go together")), "{errs:?}");
+    let env = vars(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317")]);
+    let cfg = Config::from_yaml(MINIMAL, &env).map_err(|e| e.to_string());
+    assert_eq!(cfg.map(|c| c.exporter.endpoint), Ok("https://collector:4317".to_string()));
+}
+
+#[test]
+fn protocol_and_port_disagreeing_is_warned() {
+    let env = vars(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318")]);
+    let cfg = Config::from_yaml(MINIMAL, &env).map_err(|e| e.to_string());
+    let Ok(cfg) = cfg else { panic!("{cfg:?}") };
+    let warnings = cfg.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(warnings[0].starts_with("exporter.endpoint: port 4318 is the OTLP/HTTP port"), "{warnings:?}");
+    assert!(cfg.to_redacted_yaml().contains("# warning: exporter.endpoint: port 4318"));
+
+    let cfg = Config::from_yaml(MINIMAL, &no_env).map_err(|e| e.to_string());
+    assert_eq!(cfg.map(|c| c.warnings()), Ok(Vec::new()));
+
+    let text = format!("{MINIMAL}exporter:\n  tls: {{ca_file: /ca.pem}}\n");
+    let cfg = Config::from_yaml(&text, &no_env).map_err(|e| e.to_string());
+    let warnings = cfg.map(|c| c.warnings()).unwrap_or_default();
+    assert!(warnings.iter().any(|w| w.starts_with("exporter.tls: set, but the endpoint is plaintext")), "{warnings:?}");
+}
+
+/// Every key away from its default, secrets by reference.
+const FULL: &str = r#"
+forge:
+  base_url: http://127.0.0.1:8080/
+  email: bot@example.com
+  api_token: ${env:FORGE_API_TOKEN}
+  request_timeout: 7s
+  requests_per_minute: 12
+  rate_period: 3s
+  max_response_size: 3MiB
+  max_pages_per_window: 77
+sources:
+  - app_id: app-1
+    environment_id: env-1
+    name: prod
+    service_name: svc
+    levels: [warn, ERROR]
+    message: timeout
+    installation_contexts: ["ari:cloud:jira::site/1"]
+    resource_attributes:
+      deployment.environment.name: production
+      answer: 42
+      ratio: 0.5
+      canary: true
+      quoted: "123"
+  - app_id: app-2
+    environment_id: env-2
+poll:
+  interval: 90s
+  settle_delay: 5s
+  late_arrival: 0
+  initial_lookback: 2d
+  retention_margin: 1h
+  backoff_initial: 250ms
+  backoff_max: 1m 30s
+  config_error_retry: 7m
+  max_page_attempts: 0
+exporter:
+  protocol: http/json
+  logs_endpoint: https://intake.example/custom/logs
+  headers:
+    DD-API-KEY: ${DD_API_KEY}
+    x-team: ${env:TEAM:-core}
+  compression: zstd
+  timeout: 2500ms
+  max_request_bytes: 1000000
+  tls:
+    ca_file: /etc/ca.pem
+    cert_file: /etc/c.pem
+    key_file: /etc/k.pem
+  retry:
+    initial_backoff: 10ms
+    max_backoff: 1s
+    max_retry_after: 9s
+    max_elapsed: 1h
+state:
+  dir: /var/lib/x
+  dead_letter_max_size: 1000
+server:
+  listen: 0.0.0.0:9999
+  enabled: false
+  site_silence_after: 2h
+log:
+  format: json
+  level: forge_otel_sidecar=debug
+telemetry:
+  otlp:
+    enabled: true
+    protocol: grpc
+    endpoint: http://metrics:4317
+    interval: 15s
+"#;
+
+/// check-config's output with the same environment: same effective config.
+fn assert_round_trip(text: &str, env: &dyn Fn(&str) -> Option<String>, secrets: &[&str]) -> String {
+    let loaded = Config::from_yaml_traced(text, env).map_err(|e| e.to_string());
+    let Ok((cfg, origins)) = loaded else { panic!("{loaded:?}\n{text}") };
+    let printed = print::render(&cfg, &origins);
+    for s in secrets {
+        assert!(!printed.contains(s), "secret {s} printed:\n{printed}");
+    }
+    let again = Config::from_yaml(&printed, env).map_err(|e| e.to_string());
+    let Ok(again) = again else { panic!("{again:?}\n{printed}") };
+    assert_eq!(cfg, again, "printed:\n{printed}");
+    printed
+}
+
+#[test]
+fn check_config_output_loads_back_as_the_same_config() {
+    let env = vars(&[("FORGE_API_TOKEN", "tok-SECRET-1"), ("DD_API_KEY", "dd-SECRET-2"), ("TEAM", "ops")]);
+    let printed = assert_round_trip(FULL, &env, &["SECRET"]);
+    for want in [
+        "api_token: ${env:FORGE_API_TOKEN}",
+        "DD-API-KEY: ${env:DD_API_KEY}",
+        "x-team: ${env:TEAM}",
+        "max_response_size: 3MiB",
+        "logs_endpoint: https://intake.example/custom/logs",
+        "enabled: false",
+        "answer: 42",
+    ] {
+        assert!(printed.contains(want), "{want:?} not in:\n{printed}");
+    }
+    // A default that may be a secret is not printed when the variable is unset.
+    let no_team = vars(&[("FORGE_API_TOKEN", "tok-SECRET-1"), ("DD_API_KEY", "dd-SECRET-2")]);
+    let loaded = Config::from_yaml_traced(FULL, &no_team).map_err(|e| e.to_string());
+    let Ok((cfg, origins)) = loaded else { panic!("{loaded:?}") };
+    assert!(print::render(&cfg, &origins).contains("x-team: '[REDACTED]'"));
+
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/example.yaml");
+    let example = std::fs::read_to_string(path).unwrap_or_default();
+    assert_round_trip(&example, &vars(&[("FORGE_API_TOKEN", "example-SECRET")]), &["SECRET"]);
+    let by_reference = MINIMAL.replace("tok-123", "${env:FORGE_API_TOKEN}");
+    assert_round_trip(&by_reference, &vars(&[("FORGE_API_TOKEN", "SECRET")]), &["SECRET"]);
+
+    let dir = tempfile::tempdir().map_err(|e| e.to_string());
+    let Ok(dir) = dir else { panic!("{dir:?}") };
+    let file = dir.path().join("token");
+    let _ = std::fs::write(&file, "file-SECRET\n");
+    let text = MINIMAL.replace("api_token: tok-123", &format!("api_token_file: {}", file.display()));
+    let printed = assert_round_trip(&text, &no_env, &["SECRET"]);
+    assert!(printed.contains(&format!("api_token_file: {}", file.display())));
+}
+
+#[test]
+fn exporter_keys_from_variables_print_back() {
+    let env = vars(&[
+        ("FORGE_API_TOKEN", "tok-SECRET-1"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "https://intake.example/custom/logs"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "dd-api-key=dd-SECRET-2"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "2500"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/ca.pem"),
+    ]);
+    let text = MINIMAL.replace("tok-123", "${env:FORGE_API_TOKEN}");
+    let printed = assert_round_trip(&text, &env, &["SECRET"]);
+    for want in [
+        "# exporter.endpoint: from OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        "# exporter.headers: from OTEL_EXPORTER_OTLP_HEADERS",
+        "logs_endpoint: https://intake.example/custom/logs",
+        "ca_file: /etc/ca.pem",
+    ] {
+        assert!(printed.contains(want), "{want:?} not in:\n{printed}");
+    }
+    let generic = vars(&[
+        ("FORGE_API_TOKEN", "tok-SECRET-1"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+        ("OTEL_EXPORTER_OTLP_INSECURE", "true"),
+    ]);
+    let printed = assert_round_trip(&text, &generic, &["SECRET"]);
+    assert!(printed.contains("endpoint: http://collector:4317"), "{printed}");
+}
+
+#[test]
+fn literal_secrets_print_redacted_and_still_load() {
+    let text = format!("{MINIMAL}exporter:\n  headers: {{x-key: lit-SECRET}}\n");
+    let loaded = Config::from_yaml_traced(&text, &no_env).map_err(|e| e.to_string());
+    let Ok((cfg, origins)) = loaded else { panic!("{loaded:?}") };
+    let printed = print::render(&cfg, &origins);
+    assert!(!printed.contains("tok-123") && !printed.contains("SECRET"), "{printed}");
+    assert!(printed.contains("# forge.api_token: written in the file; printed as [REDACTED]"), "{printed}");
+    assert!(printed.contains("# exporter.headers.x-key: written in the file"), "{printed}");
+    let again = Config::from_yaml(&printed, &no_env).map_err(|e| e.to_string());
+    let Ok(again) = again else { panic!("{again:?}") };
+    assert_eq!(again.exporter.headers[0].1.expose(), "[REDACTED]");
+    assert_eq!(again.poll, cfg.poll);
+}

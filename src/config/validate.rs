@@ -153,7 +153,7 @@ fn telemetry(raw: &raw::RawTelemetry, exporter: &ExporterConfig, errs: &mut Erro
     if matches!(protocol, Protocol::Stdout | Protocol::HttpJson) {
         errs.push("telemetry.otlp.protocol", "must be grpc or http/protobuf (set it when the exporter uses another)");
     }
-    let endpoint = o.endpoint.clone().unwrap_or_else(|| exporter.endpoint.clone());
+    let endpoint = o.endpoint.clone().unwrap_or_else(|| exporter.base_endpoint());
     if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
         errs.push("telemetry.otlp.endpoint", format!("`{endpoint}` must start with http:// or https://"));
     }
@@ -298,13 +298,13 @@ fn sources(raw: Option<Vec<raw::RawSource>>, errs: &mut Errors) -> Vec<SourceCon
     out
 }
 
-fn attributes(p: &str, raw: BTreeMap<String, serde_yaml::Value>, errs: &mut Errors) -> Vec<(String, AttrValue)> {
+fn attributes(p: &str, raw: BTreeMap<String, yaml_serde::Value>, errs: &mut Errors) -> Vec<(String, AttrValue)> {
     let mut out = Vec::new();
     for (k, v) in raw {
         let value = match v {
-            serde_yaml::Value::String(s) => AttrValue::Str(s),
-            serde_yaml::Value::Bool(b) => AttrValue::Bool(b),
-            serde_yaml::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            yaml_serde::Value::String(s) => AttrValue::Str(s),
+            yaml_serde::Value::Bool(b) => AttrValue::Bool(b),
+            yaml_serde::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
                 (Some(i), _) => AttrValue::Int(i),
                 (None, Some(f)) => AttrValue::Double(f),
                 _ => AttrValue::Str(n.to_string()),
@@ -365,15 +365,13 @@ fn exporter(raw: raw::RawExporter, env: EnvLookup<'_>, errs: &mut Errors) -> Exp
             Protocol::Grpc
         }),
     };
-    let endpoint = raw
-        .endpoint
-        .or_else(|| otel_env::lookup(env, "ENDPOINT").map(|(_, v)| v))
-        .unwrap_or_else(|| match protocol {
-            Protocol::Grpc => "http://localhost:4317".into(),
-            _ => "http://localhost:4318".into(),
-        })
-        .trim()
-        .to_string();
+    let (endpoint, endpoint_as_is) =
+        otel_env::endpoint(raw.endpoint, raw.logs_endpoint, protocol, env, otel_env::Signal::Logs).unwrap_or_else(
+            |(path, e)| {
+                errs.push(path, e);
+                (otel_env::default_endpoint(protocol).to_string(), false)
+            },
+        );
     if protocol != Protocol::Stdout && !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
         errs.push("exporter.endpoint", format!("`{endpoint}` must start with http:// or https://"));
     }
@@ -441,17 +439,14 @@ fn exporter(raw: raw::RawExporter, env: EnvLookup<'_>, errs: &mut Errors) -> Exp
             d => Some(d),
         },
     };
-    let tls = TlsConfig {
-        ca_file: raw.tls.ca_file.map(PathBuf::from),
-        cert_file: raw.tls.cert_file.map(PathBuf::from),
-        key_file: raw.tls.key_file.map(PathBuf::from),
-    };
+    let tls = otel_env::tls(&raw.tls, env, otel_env::Signal::Logs);
     if tls.cert_file.is_some() != tls.key_file.is_some() {
         errs.push("exporter.tls", "cert_file and key_file go together");
     }
     ExporterConfig {
         protocol,
         endpoint,
+        endpoint_as_is,
         headers,
         compression,
         timeout,

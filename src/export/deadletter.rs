@@ -6,19 +6,39 @@
 //! reason, synced to disk, and counted; only then may the checkpoint move.
 //! When the file would exceed its cap, writing fails and the source stops
 //! moving instead of losing records.
+//!
+//! The operator's side ([`summarize`], [`replay`]) reads the same lines.
+//! Replay first renames the file away under `dead-letter.lock` (which every
+//! append also takes), so a running sidecar's next dead letter starts a new
+//! file and nothing is appended to the one being replayed. A replayed file
+//! is kept as `dead-letter.jsonl.replayed-<time>`; what fails again, or is
+//! not tried, is written to the new `dead-letter.jsonl`.
 
-use std::io::Write;
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use base64::Engine;
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use tokio_util::sync::CancellationToken;
 
+use super::{DeliverError, Delivered, Exporter};
 use crate::convert::Batch;
-use crate::metrics::lock;
+use crate::metrics::{SourceMetrics, lock};
+
+/// The live file's name in the state directory.
+pub const FILE_NAME: &str = "dead-letter.jsonl";
+/// Taken around every append and the replay's rename.
+const LOCK_NAME: &str = "dead-letter.lock";
+/// Longest reason shown by [`Summary`]'s text.
+const REASON_SHOWN: usize = 160;
+/// How [`Exporter::deliver`]'s reason starts when retries ran out.
+const GAVE_UP: &str = "gave up after";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DeadLetterError {
-    #[error("dead-letter file {path} is full ({size} bytes, cap {cap}); move it away to resume")]
+    #[error("dead-letter file {path} is full ({size} bytes, cap {cap}); replay it or move it away to resume")]
     Full { path: PathBuf, size: u64, cap: u64 },
     #[error("cannot write dead-letter file {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
@@ -34,7 +54,7 @@ pub struct DeadLetter {
 
 impl DeadLetter {
     pub fn new(state_dir: &Path, cap: u64) -> Self {
-        Self { path: state_dir.join("dead-letter.jsonl"), cap, guard: Mutex::new(()) }
+        Self { path: state_dir.join(FILE_NAME), cap, guard: Mutex::new(()) }
     }
 
     pub fn path(&self) -> &Path {
@@ -59,18 +79,378 @@ impl DeadLetter {
         });
         let mut text = serde_json::to_string(&line)?;
         text.push('\n');
+        self.append(&text, true)
+    }
+
+    /// Appends whole lines, synced. Lines that were already dead letters
+    /// (`capped` false) are never refused: refusing would lose them.
+    fn append(&self, text: &str, capped: bool) -> Result<(), DeadLetterError> {
         let _g = lock(&self.guard);
         let io = |source| DeadLetterError::Io { path: self.path.clone(), source };
-        let size = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
-        if size + text.len() as u64 > self.cap {
-            return Err(DeadLetterError::Full { path: self.path.clone(), size, cap: self.cap });
-        }
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let _file_lock = FileLock::take(&self.path).map_err(io)?;
+        let size = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
+        if capped && size + text.len() as u64 > self.cap {
+            return Err(DeadLetterError::Full { path: self.path.clone(), size, cap: self.cap });
         }
         let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(io)?;
         f.write_all(text.as_bytes()).map_err(io)?;
         f.sync_data().map_err(io)?;
         Ok(())
+    }
+}
+
+/// An exclusive lock on `dead-letter.lock` beside `file`, held until dropped.
+struct FileLock(std::fs::File);
+
+impl FileLock {
+    fn take(file: &Path) -> std::io::Result<Self> {
+        let path = file.with_file_name(LOCK_NAME);
+        let f = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+        f.lock()?;
+        Ok(Self(f))
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+/// One line of the file, as written by [`DeadLetter::write`].
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Entry {
+    pub time: String,
+    pub source: String,
+    pub reason: String,
+    pub records: u64,
+    pub request: serde_json::Value,
+}
+
+impl Entry {
+    /// The request to send again.
+    pub fn batch(&self) -> Result<Batch, String> {
+        if let Some(b64) = self.request.get("protobufBase64").and_then(|v| v.as_str()) {
+            use prost::Message;
+            let bytes = base64::engine::general_purpose::STANDARD.decode(b64).map_err(|e| e.to_string())?;
+            let req = ExportLogsServiceRequest::decode(bytes.as_slice()).map_err(|e| e.to_string())?;
+            return Ok(Batch::from(&req));
+        }
+        let req: ExportLogsServiceRequest = serde_json::from_value(self.request.clone()).map_err(|e| e.to_string())?;
+        Ok(Batch::from(&req))
+    }
+}
+
+/// Calls `each` with every line of `path` (without its newline) and, when
+/// it parses, its entry.
+fn for_each_line(path: &Path, mut each: impl FnMut(&str, Option<Entry>)) -> std::io::Result<()> {
+    let reader = std::io::BufReader::new(std::fs::File::open(path)?);
+    for line in reader.split(b'\n') {
+        let line = line?;
+        let text = String::from_utf8_lossy(&line);
+        if text.trim().is_empty() {
+            continue;
+        }
+        each(&text, serde_json::from_str(&text).ok());
+    }
+    Ok(())
+}
+
+/// What a dead-letter file holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    pub path: PathBuf,
+    pub bytes: u64,
+    pub entries: u64,
+    pub records: u64,
+    /// Lines that are not dead-letter entries (kept as they are).
+    pub unreadable: u64,
+    /// Reason → (entries, records).
+    pub by_reason: BTreeMap<String, (u64, u64)>,
+    /// Source → records.
+    pub by_source: BTreeMap<String, u64>,
+    pub oldest: Option<String>,
+    pub newest: Option<String>,
+    /// Each entry: (time, source, records, reason), when asked for.
+    pub list: Vec<(String, String, u64, String)>,
+    /// Files left by earlier replays.
+    pub earlier: Vec<(PathBuf, u64)>,
+}
+
+/// Reads the dead-letter file of `state_dir`; an absent file is empty.
+pub fn summarize(state_dir: &Path, list: bool) -> std::io::Result<Summary> {
+    let path = state_dir.join(FILE_NAME);
+    let mut s = Summary { path: path.clone(), ..Summary::default() };
+    s.earlier = earlier_files(state_dir)?;
+    match std::fs::metadata(&path) {
+        Ok(m) => s.bytes = m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(s),
+        Err(e) => return Err(e),
+    }
+    for_each_line(&path, |_, entry| {
+        let Some(e) = entry else {
+            s.unreadable += 1;
+            return;
+        };
+        s.entries += 1;
+        s.records += e.records;
+        let r = s.by_reason.entry(e.reason.clone()).or_default();
+        r.0 += 1;
+        r.1 += e.records;
+        *s.by_source.entry(e.source.clone()).or_default() += e.records;
+        // The fixed-width UTC format sorts as text.
+        if s.oldest.as_ref().is_none_or(|o| e.time < *o) {
+            s.oldest = Some(e.time.clone());
+        }
+        if s.newest.as_ref().is_none_or(|n| e.time > *n) {
+            s.newest = Some(e.time.clone());
+        }
+        if list {
+            s.list.push((e.time, e.source, e.records, e.reason));
+        }
+    })?;
+    Ok(s)
+}
+
+/// `dead-letter.jsonl.replayed-*` and `.replaying-*` files, by name.
+fn earlier_files(state_dir: &Path) -> std::io::Result<Vec<(PathBuf, u64)>> {
+    let mut out = Vec::new();
+    let dir = match std::fs::read_dir(state_dir) {
+        Ok(d) => d,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e),
+    };
+    for item in dir {
+        let item = item?;
+        let name = item.file_name().to_string_lossy().into_owned();
+        if name.starts_with(&format!("{FILE_NAME}.replay")) {
+            out.push((item.path(), item.metadata().map(|m| m.len()).unwrap_or(0)));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn shorten(reason: &str) -> String {
+    let one_line = reason.replace(['\n', '\r'], " ");
+    if one_line.chars().count() <= REASON_SHOWN {
+        return one_line;
+    }
+    let cut: String = one_line.chars().take(REASON_SHOWN).collect();
+    format!("{cut}...")
+}
+
+impl std::fmt::Display for Summary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(f, "file: {} ({} bytes)", self.path.display(), self.bytes)?;
+        writeln!(f, "entries: {}, records: {}", self.entries, self.records)?;
+        if let (Some(o), Some(n)) = (&self.oldest, &self.newest) {
+            writeln!(f, "oldest: {o}\nnewest: {n}")?;
+        }
+        if self.unreadable > 0 {
+            writeln!(f, "unreadable lines: {} (kept; replay leaves them in the file)", self.unreadable)?;
+        }
+        if !self.by_reason.is_empty() {
+            writeln!(f, "by reason:")?;
+            for (reason, (entries, records)) in &self.by_reason {
+                writeln!(f, "  {records} records in {entries} entries: {}", shorten(reason))?;
+            }
+            writeln!(f, "by source:")?;
+            for (source, records) in &self.by_source {
+                writeln!(f, "  {source}: {records} records")?;
+            }
+        }
+        if !self.list.is_empty() {
+            writeln!(f, "entries:")?;
+            for (time, source, records, reason) in &self.list {
+                writeln!(f, "  {time}  {source}  {records} records  {}", shorten(reason))?;
+            }
+        }
+        for (path, bytes) in &self.earlier {
+            writeln!(f, "earlier replay: {} ({bytes} bytes)", path.display())?;
+        }
+        Ok(())
+    }
+}
+
+/// How a replay went.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayReport {
+    pub entries: u64,
+    /// Records the backend accepted.
+    pub delivered: u64,
+    /// Records the backend accepted but reported rejected (partial success).
+    pub rejected: u64,
+    /// Records rejected again, now in the new dead-letter file.
+    pub dead_lettered: u64,
+    /// Lines written back untried (unreadable, or after a stop).
+    pub kept_lines: u64,
+    /// Where the replayed file was moved.
+    pub rotated: Vec<PathBuf>,
+    /// Why the replay stopped early, if it did.
+    pub stopped: Option<String>,
+}
+
+impl ReplayReport {
+    /// Every record reached the backend and was accepted.
+    pub fn complete(&self) -> bool {
+        self.rejected == 0 && self.dead_lettered == 0 && self.kept_lines == 0 && self.stopped.is_none()
+    }
+}
+
+impl std::fmt::Display for ReplayReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "replayed {} entries: {} records delivered, {} rejected by a partial success, {} dead-lettered again, {} lines kept untried",
+            self.entries, self.delivered, self.rejected, self.dead_lettered, self.kept_lines
+        )?;
+        for p in &self.rotated {
+            write!(f, "\nreplayed file kept as {}", p.display())?;
+        }
+        if let Some(why) = &self.stopped {
+            write!(f, "\nstopped early: {why}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Sends every entry of the state directory's dead-letter file (and of any
+/// replay a crash interrupted) through `exporter`, whose own dead-letter
+/// file must be the same `dead-letter.jsonl`. See the module doc.
+pub async fn replay(
+    state_dir: &Path,
+    exporter: &Exporter,
+    now_ms: i64,
+    cancel: &CancellationToken,
+) -> Result<ReplayReport, DeadLetterError> {
+    let live = state_dir.join(FILE_NAME);
+    let io = |source| DeadLetterError::Io { path: live.clone(), source };
+    let stamp: String = crate::timefmt::format_millis(now_ms).chars().filter(|c| !matches!(c, '-' | ':')).collect();
+    let mut files: Vec<PathBuf> = earlier_files(state_dir)
+        .map_err(io)?
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| p.to_string_lossy().contains(".replaying-"))
+        .collect();
+    let taking = live.with_file_name(format!("{FILE_NAME}.replaying-{stamp}"));
+    {
+        let _l = FileLock::take(&live).map_err(io)?;
+        match std::fs::rename(&live, &taking) {
+            Ok(()) => files.push(taking),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
+        }
+    }
+    let writer = DeadLetter::new(state_dir, u64::MAX);
+    let mut report = ReplayReport::default();
+    for file in files {
+        replay_file(&file, exporter, &writer, cancel, &mut report).await?;
+        let done = PathBuf::from(file.to_string_lossy().replace(".replaying-", ".replayed-"));
+        std::fs::rename(&file, &done).map_err(|source| DeadLetterError::Io { path: file.clone(), source })?;
+        report.rotated.push(done);
+    }
+    Ok(report)
+}
+
+async fn replay_file(
+    file: &Path,
+    exporter: &Exporter,
+    writer: &DeadLetter,
+    cancel: &CancellationToken,
+    report: &mut ReplayReport,
+) -> Result<(), DeadLetterError> {
+    let mut lines: Vec<(String, Option<Entry>)> = Vec::new();
+    for_each_line(file, |text, entry| lines.push((text.to_string(), entry)))
+        .map_err(|source| DeadLetterError::Io { path: file.to_path_buf(), source })?;
+    let mut metrics: BTreeMap<String, SourceMetrics> = BTreeMap::new();
+    let mut keep = String::new();
+    for (text, entry) in lines {
+        let batch = entry.as_ref().map(Entry::batch);
+        let (Some(entry), Some(Ok(batch))) = (entry, batch) else {
+            keep.push_str(&text);
+            keep.push('\n');
+            report.kept_lines += 1;
+            continue;
+        };
+        if report.stopped.is_some() || cancel.is_cancelled() {
+            report.stopped.get_or_insert_with(|| "interrupted".into());
+            keep.push_str(&text);
+            keep.push('\n');
+            report.kept_lines += 1;
+            continue;
+        }
+        report.entries += 1;
+        // The source's name is what a record dead-lettered again is filed under.
+        let m = metrics.entry(entry.source.clone()).or_insert_with(|| SourceMetrics::new(&entry.source, ""));
+        match exporter.deliver(&batch, m, cancel).await {
+            Ok(Delivered::Accepted { records, rejected }) => {
+                report.delivered += records.saturating_sub(rejected);
+                report.rejected += rejected;
+            }
+            Ok(Delivered::DeadLettered { records, reason }) => {
+                report.dead_lettered += records;
+                if reason.starts_with(GAVE_UP) {
+                    // The backend is unreachable: the rest would only wait as long each.
+                    report.stopped = Some(reason);
+                }
+            }
+            Err(e) => {
+                // Not delivered and not written again: keep the line itself.
+                keep.push_str(&text);
+                keep.push('\n');
+                report.kept_lines += 1;
+                report.entries -= 1;
+                report.stopped = Some(match e {
+                    DeliverError::Cancelled => "interrupted".into(),
+                    DeliverError::DeadLetter(e) => e.to_string(),
+                });
+            }
+        }
+    }
+    if !keep.is_empty() {
+        writer.append(&keep, false)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_counts_by_reason_and_source() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dl = DeadLetter::new(dir.path(), 1 << 20);
+        let batch = Batch::from(&ExportLogsServiceRequest::default());
+        let _ = dl.write("prod", "HTTP 400: bad", 2_000, &batch);
+        let _ = dl.write("prod", "HTTP 400: bad", 1_000, &batch);
+        let _ = dl.write("dev", "HTTP 413: too large", 3_000, &batch);
+        let _ = std::fs::OpenOptions::new().append(true).open(dl.path()).and_then(|mut f| f.write_all(b"{not json\n"));
+        let s = summarize(dir.path(), true).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((s.entries, s.unreadable, s.list.len()), (3, 1, 3));
+        assert_eq!(s.by_reason.get("HTTP 400: bad"), Some(&(2, 0)));
+        assert_eq!(s.by_source.keys().collect::<Vec<_>>(), ["dev", "prod"]);
+        assert_eq!(s.oldest.as_deref(), Some("1970-01-01T00:00:01.000Z"));
+        assert_eq!(s.newest.as_deref(), Some("1970-01-01T00:00:03.000Z"));
+        let text = s.to_string();
+        assert!(text.contains("2 entries: HTTP 400: bad"), "{text}");
+
+        let empty = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let s = summarize(empty.path(), false).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((s.entries, s.bytes), (0, 0));
+    }
+
+    #[test]
+    fn full_file_refuses_new_entries_but_not_kept_lines() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dl = DeadLetter::new(dir.path(), 10);
+        let batch = Batch::from(&ExportLogsServiceRequest::default());
+        assert!(matches!(dl.write("s", "r", 0, &batch), Err(DeadLetterError::Full { .. })));
+        assert!(dl.append("{\"kept\":1}\n", false).is_ok());
+        assert_eq!(std::fs::read_to_string(dl.path()).unwrap_or_default(), "{\"kept\":1}\n");
     }
 }

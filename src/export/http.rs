@@ -1,4 +1,5 @@
-//! OTLP/HTTP (protobuf or JSON) with reqwest, POSTing to `{endpoint}/v1/logs`.
+//! OTLP/HTTP (protobuf or JSON) with reqwest, POSTing to `{endpoint}/v1/logs`
+//! (or to a signal-specific endpoint as given).
 
 use std::io::Write;
 
@@ -53,7 +54,7 @@ impl HttpTransport {
         let client = builder.build().map_err(|e| SetupError(format!("exporter: {e}")))?;
         Ok(Self {
             client,
-            url: logs_url(&cfg.endpoint),
+            url: cfg.http_logs_url(),
             json: cfg.protocol == Protocol::HttpJson,
             compression: cfg.compression,
         })

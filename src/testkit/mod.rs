@@ -29,3 +29,5 @@ pub mod crash_point {
         }
     }
 }
+
+pub mod tls;

@@ -27,6 +27,7 @@ use prost::Message;
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
 
+use super::tls::{ReceiverTls, TlsListener};
 use crate::export::retry::grpc_retry_details;
 use crate::metrics::lock;
 
@@ -82,6 +83,8 @@ impl State {
 pub struct Receiver {
     pub grpc_addr: SocketAddr,
     pub http_addr: SocketAddr,
+    /// `http`, or `https` when started with TLS.
+    scheme: &'static str,
     state: Arc<State>,
     shutdown: CancellationToken,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -104,6 +107,22 @@ impl Receiver {
 
     /// Starts on given addresses (port 0 for any); `http` defaults to any port.
     pub async fn start_on(grpc: SocketAddr, http: Option<SocketAddr>) -> std::io::Result<Self> {
+        Self::start_with(grpc, http, None).await
+    }
+
+    /// Starts both servers on loopback with TLS (and mutual TLS when the
+    /// options name a client CA).
+    pub async fn start_tls(tls: &ReceiverTls) -> std::io::Result<Self> {
+        Self::start_with(SocketAddr::from(([127, 0, 0, 1], 0)), None, Some(tls)).await
+    }
+
+    async fn start_with(
+        grpc: SocketAddr,
+        http: Option<SocketAddr>,
+        tls: Option<&ReceiverTls>,
+    ) -> std::io::Result<Self> {
+        let grpc_tls = tls.map(ReceiverTls::grpc);
+        let http_tls = tls.map(ReceiverTls::http).transpose()?;
         let state = Arc::new(State::default());
         let shutdown = CancellationToken::new();
         let grpc_listener = tokio::net::TcpListener::bind(grpc).await?;
@@ -122,7 +141,17 @@ impl Receiver {
         let token = shutdown.clone();
         let grpc_task = tokio::spawn(async move {
             let incoming = tokio_stream_from(grpc_listener);
-            let _ = tonic::transport::Server::builder()
+            let mut builder = tonic::transport::Server::builder();
+            if let Some(cfg) = grpc_tls {
+                builder = match builder.tls_config(cfg) {
+                    Ok(b) => b,
+                    Err(e) => {
+                        tracing::error!(error = %e, "test receiver: bad TLS config");
+                        return;
+                    }
+                };
+            }
+            let _ = builder
                 .add_service(svc)
                 .add_service(metrics_svc)
                 .serve_with_incoming_shutdown(incoming, async move { token.cancelled().await })
@@ -136,18 +165,25 @@ impl Receiver {
             .layer(axum::extract::DefaultBodyLimit::max(64 << 20));
         let token = shutdown.clone();
         let http_task = tokio::spawn(async move {
-            let _ =
-                axum::serve(http_listener, router).with_graceful_shutdown(async move { token.cancelled().await }).await;
+            let stop = async move { token.cancelled().await };
+            let _ = match http_tls {
+                None => axum::serve(http_listener, router).with_graceful_shutdown(stop).await,
+                Some(acceptor) => {
+                    let listener = TlsListener { tcp: http_listener, acceptor };
+                    axum::serve(listener, router).with_graceful_shutdown(stop).await
+                }
+            };
         });
-        Ok(Self { grpc_addr, http_addr, state, shutdown, tasks: vec![grpc_task, http_task] })
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        Ok(Self { grpc_addr, http_addr, scheme, state, shutdown, tasks: vec![grpc_task, http_task] })
     }
 
     pub fn grpc_endpoint(&self) -> String {
-        format!("http://{}", self.grpc_addr)
+        format!("{}://{}", self.scheme, self.grpc_addr)
     }
 
     pub fn http_endpoint(&self) -> String {
-        format!("http://{}", self.http_addr)
+        format!("{}://{}", self.scheme, self.http_addr)
     }
 
     /// Answers the next requests with these failures, in order.
