@@ -9,6 +9,7 @@ collector must answer only for records it has exported or persisted:
 - memory_limiter first, every component used is defined;
 - one pinned collector release across compose, manifests and the chart.
 """
+import glob
 import os
 import re
 
@@ -84,6 +85,10 @@ def check(extra):
     failures = []
     with open(os.path.join(ROOT, FILE)) as f:
         configs = [(FILE, f.read())] + list(extra)
+    # The recipes' collector configs (docs/recipes/*.collector.yaml).
+    for p in sorted(glob.glob(os.path.join(ROOT, "docs", "recipes", "*.collector.yaml"))):
+        with open(p) as f:
+            configs.append((os.path.relpath(p, ROOT), f.read()))
     for label, text in configs:
         failures += check_config(label, yaml.safe_load(text))
     print(f"collector configs: {len(configs)} checked for acknowledge-after-export")
