@@ -7,7 +7,7 @@
 - Kubernetes: deploy/kubernetes and the Helm chart (default values and
   values-full.yaml) through helm lint, helm template and
   kubernetes-validate --strict; the chart's defaults equal the plain
-  manifests (deploycheck/kube.py);
+  manifests; the chart's sidecar configs pass check-config (deploycheck/kube.py);
 - collector configs: acknowledge only exported or persisted records, one
   pinned release (deploycheck/collector.py);
 - alert rules and dashboard: promtool, and every metric they name is on a
@@ -30,9 +30,11 @@ from deploycheck import collector, compose, kube, prom  # noqa: E402
 def main():
     start = time.monotonic()
     failures = []
+    binary = prom.build_binary()
     failures += compose.check()
     kube_failures, collector_configs, image_texts, rendered = kube.check()
     failures += kube_failures
+    failures += kube.check_sidecar_configs(binary, rendered)
     failures += collector.check(collector_configs)
     with open(os.path.join(kube.ROOT, "docker-compose.yml")) as f:
         image_texts.append(("docker-compose.yml", f.read()))

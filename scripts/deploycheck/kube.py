@@ -9,7 +9,8 @@
   checksum annotations aside);
 - the collector runs as a native sidecar; selectors match the pod's labels;
   a ServiceMonitor selects the Service and names one of its ports;
-- the chart's copies of the alert rules and the dashboard equal deploy/'s.
+- the chart's copies of the alert rules and the dashboard equal deploy/'s;
+- the sidecar config the chart renders passes the binary's `check-config`.
 """
 import filecmp
 import glob
@@ -195,3 +196,28 @@ def check():
     images = [(rel(p), open(p).read()) for p in files]
     images += [("chart render", yaml.safe_dump_all(default + full))]
     return failures, configs, images, {"default": default, "full": full}
+
+
+def check_sidecar_configs(binary, rendered):
+    """Runs `check-config` on the sidecar config of every render, with the
+    token file and state directory moved to a temporary directory."""
+    failures = []
+    for label, objects in rendered.items():
+        for o in objects:
+            if o["kind"] != "ConfigMap" or "config.yaml" not in o["data"] or o["metadata"]["name"].endswith("-collector"):
+                continue
+            cfg = yaml.safe_load(o["data"]["config.yaml"])
+            with tempfile.TemporaryDirectory() as d:
+                token = os.path.join(d, "api-token")
+                with open(token, "w") as f:
+                    f.write("token\n")
+                cfg["forge"]["api_token_file"] = token
+                cfg["state"]["dir"] = os.path.join(d, "state")
+                path = os.path.join(d, "config.yaml")
+                with open(path, "w") as f:
+                    yaml.safe_dump(cfg, f)
+                r = subprocess.run([binary, "check-config", "--config", path], capture_output=True, text=True, env={})
+                if r.returncode != 0:
+                    failures.append(f"chart ({label}) ConfigMap {o['metadata']['name']}: check-config: {r.stderr.strip()}")
+    print(f"chart sidecar configs: check-config on {len(rendered)} renders")
+    return failures

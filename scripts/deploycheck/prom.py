@@ -110,9 +110,14 @@ def _free_port():
         return s.getsockname()[1]
 
 
+def build_binary():
+    """The sidecar binary, built (or found up to date) by cargo."""
+    subprocess.run(["cargo", "build", "--quiet", "--bin", "forge-otel-sidecar"], cwd=ROOT, check=True)
+    return BINARY
+
+
 def exposed_metrics():
     """Metric names on /metrics of the built binary polling its own simulator."""
-    subprocess.run(["cargo", "build", "--quiet", "--bin", "forge-otel-sidecar"], cwd=ROOT, check=True)
     sim_port, http_port = _free_port(), _free_port()
     procs = []
     with tempfile.TemporaryDirectory() as d:
