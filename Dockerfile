@@ -1,6 +1,10 @@
 # syntax=docker/dockerfile:1
 # forge-otel-sidecar: a small, non-root image with the static-ish binary and
 # a default config driven by environment variables (config/container.yaml).
+#
+# Multi-arch (the build stage runs per platform, emulated where needed):
+#   docker buildx build --platform linux/amd64,linux/arm64 \
+#     -t REGISTRY/forge-otel-sidecar:TAG --push .
 
 FROM rust:1.89-slim-bookworm AS build
 WORKDIR /src
@@ -20,6 +24,8 @@ RUN touch src/main.rs src/lib.rs \
     && mkdir -p /out/state
 
 FROM gcr.io/distroless/cc-debian12:nonroot
+LABEL org.opencontainers.image.title="forge-otel-sidecar" \
+      org.opencontainers.image.description="Atlassian Forge app logs to OpenTelemetry (OTLP), at least once"
 COPY --from=build /src/target/release/forge-otel-sidecar /usr/local/bin/forge-otel-sidecar
 COPY config/container.yaml /etc/forge-otel-sidecar/config.yaml
 COPY --from=build --chown=65532:65532 /out/state /var/lib/forge-otel-sidecar

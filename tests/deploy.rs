@@ -205,12 +205,17 @@ fn kubernetes_manifests_match_the_binary() {
     let secret = yaml("deploy/kubernetes/secret.yaml");
     let col_cm = yaml("deploy/kubernetes/collector-configmap.yaml");
     let spec = &dep["spec"]["template"]["spec"];
-    let containers = spec["containers"].as_sequence().cloned().unwrap_or_default();
-    let find = |name: &str| {
-        containers.iter().find(|c| c["name"].as_str() == Some(name)).cloned().unwrap_or_else(|| panic!("{name}"))
+    let find = |list: &str, name: &str| {
+        spec[list]
+            .as_sequence()
+            .and_then(|s| s.iter().find(|c| c["name"].as_str() == Some(name)))
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} not in {list}"))
     };
-    let sidecar = find("forge-otel-sidecar");
-    let collector = find("otel-collector");
+    let sidecar = find("containers", "forge-otel-sidecar");
+    // The collector is a native sidecar: started before the poller, stopped after it.
+    let collector = find("initContainers", "otel-collector");
+    assert_eq!(collector["restartPolicy"].as_str(), Some("Always"));
     let volumes = spec["volumes"].as_sequence().cloned().unwrap_or_default();
     let mount = |c: &Value, vol: &str| -> String {
         c["volumeMounts"]
@@ -310,4 +315,145 @@ fn check_config_on_a_bad_file_exits_2_naming_the_key() {
     assert_eq!(out.status.code(), Some(2));
     let out = Command::new(bin()).arg("--version").output().unwrap_or_else(|e| panic!("{e}"));
     assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains(env!("CARGO_PKG_VERSION")));
+}
+
+/// Bytes of a config size (`100MiB`, `1MB`, `4096`) or a Kubernetes quantity (`256Mi`, `1Gi`).
+fn bytes_of(size: &str) -> u64 {
+    let s = size.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n.parse().unwrap_or_else(|e| panic!("{size}: {e}"));
+    let mult = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "Ki" => 1 << 10,
+        "MiB" | "Mi" => 1 << 20,
+        "GiB" | "Gi" => 1 << 30,
+        "KB" | "k" => 1000,
+        "MB" | "M" => 1_000_000,
+        "GB" | "G" => 1_000_000_000,
+        other => panic!("unknown unit {other} in {size}"),
+    };
+    n * mult
+}
+
+/// The state volume must hold the dead-letter file at its cap, the copy
+/// `dead-letter replay` rotates aside, and the checkpoints: a full volume
+/// also stops checkpoint writes.
+fn assert_volume_fits(what: &str, volume: &str, dead_letter_cap: &str) {
+    let (volume, cap) = (bytes_of(volume), bytes_of(dead_letter_cap));
+    assert!(
+        volume >= 2 * cap + (1 << 20),
+        "{what}: volume {volume} B cannot hold 2 x dead-letter cap {cap} B + checkpoints"
+    );
+}
+
+#[test]
+fn state_volumes_hold_the_dead_letter_cap() {
+    assert_eq!(bytes_of("100MiB"), 104_857_600);
+    assert_eq!(bytes_of("256Mi"), 268_435_456);
+    let pvc = yaml("deploy/kubernetes/pvc.yaml");
+    let cfg = yaml("config/kubernetes.yaml");
+    // 100MiB is the documented default of state.dead_letter_max_size.
+    let cap = cfg["state"]["dead_letter_max_size"].as_str().unwrap_or("100MiB");
+    assert_volume_fits(
+        "deploy/kubernetes",
+        pvc["spec"]["resources"]["requests"]["storage"].as_str().unwrap_or_default(),
+        cap,
+    );
+    for values in ["values.yaml", "values-full.yaml"] {
+        let v = yaml(&format!("deploy/helm/forge-otel-sidecar/{values}"));
+        assert_volume_fits(
+            values,
+            v["persistence"]["size"].as_str().unwrap_or_default(),
+            v["deadLetterMaxSize"].as_str().unwrap_or_default(),
+        );
+    }
+}
+
+/// `${env:NAME}` and `${env:NAME:-default}` names in a config text.
+fn env_names(text: &str) -> Vec<String> {
+    text.split("${env:").skip(1).filter_map(|rest| rest.split(['}', ':']).next()).map(str::to_string).collect()
+}
+
+#[test]
+fn every_recipe_passes_check_config_and_hides_its_secrets() {
+    let dir = root().join("docs/recipes");
+    let mut recipes: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            // *.collector.yaml are collector configs (scripts/validate-deploy.py checks them).
+            name.ends_with(".yaml") && !name.ends_with(".collector.yaml")
+        })
+        .collect();
+    recipes.sort();
+    assert!(recipes.len() >= 6, "recipes: {recipes:?}");
+    for recipe in recipes {
+        let text = std::fs::read_to_string(&recipe).unwrap_or_default();
+        let env: HashMap<String, String> =
+            env_names(&text).into_iter().map(|n| (n.clone(), format!("secret-value-of-{n}"))).collect();
+        assert!(env.contains_key("FORGE_API_TOKEN"), "{}: token from the environment", recipe.display());
+        let out = Command::new(bin())
+            .args(["check-config", "--config"])
+            .arg(&recipe)
+            .env_clear()
+            .envs(&env)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(out.status.success(), "{}: {}", recipe.display(), String::from_utf8_lossy(&out.stderr));
+        let printed = String::from_utf8_lossy(&out.stdout);
+        let eff: Value = serde_yaml::from_str(&printed).unwrap_or_else(|e| panic!("{e}"));
+        let own: Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        for key in ["protocol", "endpoint"] {
+            assert_eq!(eff["exporter"][key], own["exporter"][key], "{}: exporter.{key}", recipe.display());
+        }
+        if let Some(headers) = own["exporter"]["headers"].as_mapping() {
+            for name in headers.keys().filter_map(|k| k.as_str()) {
+                assert!(
+                    printed.contains(name),
+                    "{}: header {name} missing from the effective config",
+                    recipe.display()
+                );
+            }
+        }
+        for secret in env.values() {
+            assert!(!printed.contains(secret.as_str()), "{}: {secret} printed", recipe.display());
+        }
+    }
+}
+
+#[test]
+fn datadog_override_points_the_sidecar_at_the_agent() {
+    let main = yaml("docker-compose.yml");
+    let over = yaml("docker-compose.datadog.yml");
+    // The main file requires nothing; only the override requires DD_API_KEY.
+    let main_text = std::fs::read_to_string(root().join("docker-compose.yml")).unwrap_or_default();
+    assert!(!main_text.contains(":?"), "docker-compose.yml must not require a variable");
+    let agent = &over["services"]["datadog"];
+    assert!(agent["environment"]["DD_API_KEY"].as_str().is_some_and(|v| v.contains("DD_API_KEY:?")));
+    assert!(!compose_value(agent["environment"]["DD_HOSTNAME"].as_str().unwrap_or_default()).is_empty());
+
+    let mut env: HashMap<String, String> = HashMap::new();
+    for layer in [&main["services"]["sidecar"], &over["services"]["sidecar"]] {
+        if let Some(m) = layer["environment"].as_mapping() {
+            for (k, v) in m {
+                if let (Some(k), Some(v)) = (k.as_str(), v.as_str()) {
+                    env.insert(k.to_string(), compose_value(v));
+                }
+            }
+        }
+    }
+    let config = strs(&main["services"]["sidecar"]["command"])[2].clone();
+    let mount = strs(&main["services"]["sidecar"]["volumes"])
+        .into_iter()
+        .find(|m| m.split(':').nth(1) == Some(config.as_str()))
+        .unwrap_or_default();
+    let source = root().join(mount.split(':').next().unwrap_or_default().trim_start_matches("./"));
+    let eff = check_config(&source, &env);
+    let endpoint = eff["exporter"]["endpoint"].as_str().unwrap_or_default();
+    assert_eq!(host_of(endpoint), "datadog");
+    let grpc = agent["environment"]["DD_OTLP_CONFIG_RECEIVER_PROTOCOLS_GRPC_ENDPOINT"].as_str().unwrap_or_default();
+    assert_eq!(port_of(endpoint), port_of(grpc));
+    assert_eq!(eff["exporter"]["protocol"].as_str(), Some("grpc"));
 }
