@@ -35,6 +35,19 @@ async fn read_all(h: &SimHandle, q: &[(&'static str, String)]) -> (Vec<LogRecord
     panic!("more than 1000 pages");
 }
 
+/// Sends a JSON body; the answer's status (0 if the call failed).
+async fn send_json(r: reqwest::RequestBuilder, v: serde_json::Value) -> u16 {
+    let r = r.header(reqwest::header::CONTENT_TYPE, "application/json").body(v.to_string()).send().await;
+    r.map(|r| r.status().as_u16()).unwrap_or(0)
+}
+
+async fn get_json<T: serde::de::DeserializeOwned + Default>(url: &str) -> T {
+    match tests::client().get(url).send().await {
+        Ok(r) => serde_json::from_str(&r.text().await.unwrap_or_default()).unwrap_or_default(),
+        Err(e) => panic!("{e}"),
+    }
+}
+
 fn header<'a>(c: &'a tests::Call, name: &str) -> Option<&'a str> {
     c.headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -93,12 +106,8 @@ async fn another_client_spends_part_of_the_budget() {
     h.stop().await;
     // Set at run time.
     let h = sim(budget(0)).await;
-    let r = tests::client()
-        .patch(format!("{}/_sim/behaviour", h.base_url()))
-        .json(&serde_json::json!({ "other_client_calls": 6 }))
-        .send()
-        .await;
-    assert_eq!(r.map(|r| r.status().as_u16()).unwrap_or(0), 204);
+    let patch = tests::client().patch(format!("{}/_sim/behaviour", h.base_url()));
+    assert_eq!(send_json(patch, serde_json::json!({ "other_client_calls": 6 })).await, 204);
     assert_eq!(ok(statuses(&h, "demo-app", "production", 12).await), 4);
     h.stop().await;
 }
@@ -227,10 +236,7 @@ async fn identical_twins_and_late_copies() {
     };
     assert!(twins > 0 && twins * 5 >= all.len() / 2 - 5, "{twins} of {}", all.len());
     let url = format!("{}/_sim/records?before_ms={end}", h.base_url());
-    let body: serde_json::Value = match tests::client().get(url).send().await {
-        Ok(r) => r.json().await.unwrap_or_default(),
-        Err(e) => panic!("{e}"),
-    };
+    let body: serde_json::Value = get_json(&url).await;
     assert_eq!(body["seqs"].as_array().map(Vec::len), Some(all.len()));
     assert_eq!(body["copies"].as_object().map(|m| m.len()), Some(twins));
     h.stop().await;
@@ -325,18 +331,12 @@ async fn behaviour_from_start_and_the_endpoint() {
     let h = sim(SimConfig { behaviour: start.clone(), inclusive_end: true, ..SimConfig::default() }).await;
     let url = format!("{}/_sim/behaviour", h.base_url());
     let c = tests::client();
-    let get_b = || async {
-        match c.get(&url).send().await {
-            Ok(r) => r.json::<Behaviour>().await.unwrap_or_default(),
-            Err(e) => panic!("{e}"),
-        }
-    };
+    let get_b = || get_json::<Behaviour>(&url);
     assert_eq!(get_b().await, Behaviour { end_inclusive: true, ..start.clone() });
-    let status = |r: Result<reqwest::Response, reqwest::Error>| r.map(|r| r.status().as_u16()).unwrap_or(0);
-    assert_eq!(status(c.patch(&url).json(&serde_json::json!({"cursor_ttl_ms": 5})).send().await), 204);
+    assert_eq!(send_json(c.patch(&url), serde_json::json!({"cursor_ttl_ms": 5})).await, 204);
     assert_eq!(get_b().await, Behaviour { end_inclusive: true, cursor_ttl_ms: 5, ..start.clone() });
-    assert_eq!(status(c.patch(&url).json(&serde_json::json!({"no_such_knob": 1})).send().await), 422);
-    assert_eq!(status(c.put(&url).json(&serde_json::json!({"rate_limit_style": "none"})).send().await), 204);
+    assert_eq!(send_json(c.patch(&url), serde_json::json!({"no_such_knob": 1})).await, 422);
+    assert_eq!(send_json(c.put(&url), serde_json::json!({"rate_limit_style": "none"})).await, 204);
     assert_eq!(get_b().await, Behaviour { rate_limit_style: RateLimitStyle::None, ..Behaviour::default() });
     h.stop().await;
 }
