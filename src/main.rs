@@ -89,6 +89,7 @@ enum DeadLetterCommand {
 }
 
 #[derive(clap::Args)]
+#[command(after_help = forge_otel_sidecar::simulator::behaviour::CLI_HELP)]
 struct SimulateArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -129,9 +130,6 @@ struct SimulateArgs {
     /// Share of records placed exactly on a minute edge (0 to 1).
     #[arg(long, default_value_t = 0.02)]
     edge_fraction: f64,
-    /// Treat endDate as inclusive.
-    #[arg(long)]
-    inclusive_end: bool,
     /// Number of sites (installationContext values).
     #[arg(long, default_value_t = 8)]
     sites: usize,
@@ -141,6 +139,8 @@ struct SimulateArgs {
     /// Fault knobs as JSON, e.g. '{"p_503":0.2}' (also PUT /_sim/faults).
     #[arg(long)]
     faults: Option<String>,
+    #[command(flatten)]
+    behaviour: forge_otel_sidecar::simulator::Behaviour,
 }
 
 impl SimulateArgs {
@@ -172,10 +172,11 @@ impl SimulateArgs {
             late_fraction: self.late_fraction,
             max_late: self.max_late,
             edge_fraction: self.edge_fraction,
-            inclusive_end: self.inclusive_end,
+            inclusive_end: false,
             sites: self.sites,
             pad_bytes: self.pad_bytes,
             faults,
+            behaviour: self.behaviour,
         })
     }
 }

@@ -1,4 +1,5 @@
-//! HTTP side of the simulator: the API route and the `/_sim/` introspection routes.
+//! HTTP side of the simulator: the API route and the `/_sim/` introspection
+//! and knob routes.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -11,23 +12,22 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 
+use super::behaviour::{Behaviour, RateLimitStyle, http_date, patch};
+use super::page::{build_page, parse_params};
 use super::{Faults, SimState, lock};
-use crate::config::{API_RETENTION, MAX_SITES_PER_QUERY, MAX_WINDOW};
 use crate::fingerprint::hash_bytes;
-use crate::simulator::data::Generator;
-use crate::timefmt::{parse_millis, system_millis};
-
-const LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
+use crate::timefmt::{format_millis, system_millis};
 
 pub(super) fn router(state: Arc<SimState>) -> Router {
     Router::new()
         .route("/v1/app/logs/{app_id}", get(logs))
         .route("/_sim/records", get(records))
         .route("/_sim/requests", get(requests))
-        .route("/_sim/faults", get(get_faults).put(put_faults))
+        .route("/_sim/faults", get(get_faults).put(put_faults).patch(patch_faults))
+        .route("/_sim/behaviour", get(get_behaviour).put(put_behaviour).patch(patch_behaviour))
         .with_state(state)
 }
 
@@ -42,8 +42,16 @@ async fn logs(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
-    let (response, delay) = answer(&st, &app_id, query.as_deref().unwrap_or(""), &headers);
-    st.record_request(&app_id, response.status().as_u16());
+    let behaviour = lock(&st.behaviour).clone();
+    let api_now_ms = behaviour.api_ms(system_millis(SystemTime::now()));
+    let query = query.as_deref().unwrap_or("");
+    let (mut response, delay) = answer(&st, &behaviour, api_now_ms, &app_id, query, &headers);
+    let env = parse_params(query).ok().and_then(|p| p.environment_id).unwrap_or_default();
+    st.record_request(&app_id, &env, response.status().as_u16());
+    // Every answer carries the API's own clock.
+    if let Ok(v) = HeaderValue::from_str(&http_date(api_now_ms)) {
+        response.headers_mut().insert(header::DATE, v);
+    }
     if let Some(d) = delay {
         tokio::time::sleep(d).await;
     }
@@ -59,51 +67,32 @@ fn chance(st: &SimState, call: u64, kind: u64) -> f64 {
     (hash_bytes(&buf) >> 11) as f64 / (1u64 << 53) as f64
 }
 
-struct Params {
-    environment_id: Option<String>,
-    start: Option<String>,
-    end: Option<String>,
-    levels: Vec<String>,
-    message: Option<String>,
-    sites: Vec<String>,
-    cursor: Option<String>,
-}
-
-fn parse_params(query: &str) -> Result<Params, String> {
-    let mut p = Params {
-        environment_id: None,
-        start: None,
-        end: None,
-        levels: Vec::new(),
-        message: None,
-        sites: Vec::new(),
-        cursor: None,
-    };
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        let v = v.into_owned();
-        match k.as_ref() {
-            "environmentId" => p.environment_id = Some(v),
-            "startDate" => p.start = Some(v),
-            "endDate" => p.end = Some(v),
-            "level" => p.levels.push(v),
-            "message" => p.message = Some(v),
-            "installationContext" => p.sites.push(v),
-            "cursor" => p.cursor = Some(v),
-            other => return Err(format!("unknown query parameter `{other}`")),
-        }
-    }
-    Ok(p)
-}
-
-fn answer(st: &SimState, app_id: &str, query: &str, headers: &HeaderMap) -> (Response, Option<Duration>) {
+fn answer(
+    st: &SimState,
+    b: &Behaviour,
+    api_now_ms: i64,
+    app_id: &str,
+    query: &str,
+    headers: &HeaderMap,
+) -> (Response, Option<Duration>) {
     let call = st.counter.fetch_add(1, Ordering::Relaxed);
     let faults = lock(&st.faults).clone();
     let delay =
         (faults.p_slow > 0.0 && chance(st, call, 1) < faults.p_slow).then(|| Duration::from_millis(faults.slow_ms));
-    (answer_now(st, call, &faults, app_id, query, headers), delay)
+    (answer_now(st, call, &faults, b, api_now_ms, app_id, query, headers), delay)
 }
 
-fn answer_now(st: &SimState, call: u64, faults: &Faults, app_id: &str, query: &str, headers: &HeaderMap) -> Response {
+#[allow(clippy::too_many_arguments)]
+fn answer_now(
+    st: &SimState,
+    call: u64,
+    faults: &Faults,
+    b: &Behaviour,
+    api_now_ms: i64,
+    app_id: &str,
+    query: &str,
+    headers: &HeaderMap,
+) -> Response {
     let expected = format!("Basic {}", STANDARD.encode(format!("{}:{}", st.config.email, st.config.token)));
     if headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) != Some(expected.as_str()) {
         return error(StatusCode::UNAUTHORIZED, "Unauthorized: bad or missing credentials");
@@ -121,7 +110,7 @@ fn answer_now(st: &SimState, call: u64, faults: &Faults, app_id: &str, query: &s
     if !envs.iter().any(|e| e == env) {
         return error(StatusCode::NOT_FOUND, format!("environment {env} not found"));
     }
-    if let Some(r) = rate_limit(st, app_id) {
+    if let Some(r) = rate_limit(st, b, api_now_ms, app_id) {
         return r;
     }
     if faults.n_429 > 0 {
@@ -149,7 +138,7 @@ fn answer_now(st: &SimState, call: u64, faults: &Faults, app_id: &str, query: &s
     if chance(st, call, 4) < faults.p_503 {
         return error(StatusCode::SERVICE_UNAVAILABLE, "service unavailable");
     }
-    let page = match build_page(st, app_id, env, &params, faults) {
+    let page = match build_page(st, app_id, env, &params, faults, b, api_now_ms) {
         Ok(p) => p,
         Err(e) => return error(StatusCode::BAD_REQUEST, e),
     };
@@ -172,165 +161,81 @@ fn json_body(body: String) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-fn rate_limit(st: &SimState, app_id: &str) -> Option<Response> {
+/// The per-app limit (all environments of an app share it); a 429 in the chosen style.
+fn rate_limit(st: &SimState, b: &Behaviour, api_now_ms: i64, app_id: &str) -> Option<Response> {
     let limit = st.config.rate_limit as usize;
     if limit == 0 {
         return None;
     }
-    let window = st.config.rate_window;
     let now = tokio::time::Instant::now();
-    let mut map = lock(&st.rate);
-    let calls = map.entry(app_id.to_string()).or_default();
-    while calls.front().is_some_and(|t| now.duration_since(*t) >= window) {
-        calls.pop_front();
-    }
-    if calls.len() >= limit {
-        let oldest = calls.front().copied().unwrap_or(now);
-        let wait = (oldest + window).duration_since(now);
-        let secs = wait.as_millis().div_ceil(1000).max(1) as u64;
-        let mut r = error(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded");
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        return Some(r);
-    }
-    calls.push_back(now);
-    None
-}
-
-struct BuiltPage {
-    body: String,
-    broken: bool,
-}
-
-fn build_page(st: &SimState, app_id: &str, env: &str, p: &Params, faults: &Faults) -> Result<BuiltPage, String> {
-    let start_text = p.start.as_deref().ok_or("startDate is required")?;
-    let end_text = p.end.as_deref().ok_or("endDate is required")?;
-    let start =
-        parse_millis(start_text).ok_or_else(|| format!("startDate `{start_text}` is not yyyy-MM-ddTHH:mm:ss.SSSZ"))?;
-    let end = parse_millis(end_text).ok_or_else(|| format!("endDate `{end_text}` is not yyyy-MM-ddTHH:mm:ss.SSSZ"))?;
-    let now_ms = system_millis(SystemTime::now());
-    if end < start {
-        return Err("endDate is before startDate".into());
-    }
-    if end - start > MAX_WINDOW.as_millis() as i64 {
-        return Err("the window between startDate and endDate is over 1 hour".into());
-    }
-    if start < now_ms - API_RETENTION.as_millis() as i64 {
-        return Err("startDate is older than 14 days".into());
-    }
-    for level in &p.levels {
-        if !LEVELS.contains(&level.as_str()) {
-            return Err(format!("level `{level}` is not one of {}", LEVELS.join(", ")));
-        }
-    }
-    if p.sites.len() > MAX_SITES_PER_QUERY {
-        return Err(format!("at most {MAX_SITES_PER_QUERY} installationContext values"));
-    }
-    let mut levels = p.levels.clone();
-    levels.sort();
-    let mut sites = p.sites.clone();
-    sites.sort();
-    let qhash = hash_bytes(
-        format!(
-            "{app_id}|{env}|{start}|{end}|{}|{}|{}",
-            levels.join(","),
-            p.message.as_deref().unwrap_or(""),
-            sites.join(",")
-        )
-        .as_bytes(),
-    );
-    let mut index = None;
-    if let Some(c) = &p.cursor {
-        index = Some(decode_cursor(c, qhash).ok_or("invalid cursor")?);
-    }
-    let stream =
-        st.streams.iter().find(|s| s.app_id == app_id && s.environment_id == env).ok_or("unknown environment")?;
-    let g = &st.generator;
-    let (start_ns, end_ns) = (start * 1_000_000, end * 1_000_000);
-    let now_ns = now_ms * 1_000_000;
-    let mut i = index.unwrap_or_else(|| g.first_index_at(start_ns));
-    let mut records = Vec::new();
-    let mut next = None;
-    while !g.past(i, end_ns) {
-        let m = g.meta(stream, i);
-        i += 1;
-        let in_window = m.ts_ns >= start_ns && (m.ts_ns < end_ns || (st.config.inclusive_end && m.ts_ns == end_ns));
-        if !in_window || m.visible_ns > now_ns {
-            continue;
-        }
-        if !p.levels.is_empty() && !p.levels.iter().any(|l| l == Generator::level_name(m.level)) {
-            continue;
-        }
-        if !p.sites.is_empty() && !g.site_of(&m).is_some_and(|s| p.sites.iter().any(|x| x == s)) {
-            continue;
-        }
-        if m.ts_ns >= faults.silent_after_ms * 1_000_000 && faults.silent_sites.contains(&m.site) {
-            continue;
-        }
-        let record = g.record(stream, &m);
-        if let Some(text) = &p.message {
-            let body = record.body.as_ref().and_then(|b| b.string_value.as_deref()).unwrap_or("");
-            if !body.contains(text.as_str()) {
-                continue;
-            }
-        }
-        records.push(record);
-        if records.len() >= st.config.page_size.max(1) {
-            if !g.past(i, end_ns) {
-                next = Some(encode_cursor(qhash, i));
-            }
-            break;
-        }
-    }
-    if faults.cursor_loop {
-        next = Some(p.cursor.clone().unwrap_or_else(|| encode_cursor(qhash, i)));
-    }
-    // The API's end of pages may be an absent, null or empty cursor: show all three.
-    let cursor = match next {
-        Some(c) => format!(",\"cursor\":{}", serde_json::Value::String(c)),
-        None => ["", ",\"cursor\":null", ",\"cursor\":\"\""][(qhash % 3) as usize].to_string(),
+    let wait = {
+        let mut map = lock(&st.rate);
+        let limiter = map.entry(app_id.to_string()).or_default();
+        limiter.admit(now, limit, st.config.rate_window, b.other_client_calls).err()?
     };
-    let records = serde_json::to_string(&records).map_err(|e| e.to_string())?;
-    let body = format!("{{\"appLogs\":{records}{cursor}}}");
-    let broken = faults.broken_at_ms.is_some_and(|x| start <= x && x < end) && p.cursor.is_none();
-    Ok(BuiltPage { body, broken })
-}
-
-fn encode_cursor(qhash: u64, index: u64) -> String {
-    URL_SAFE_NO_PAD.encode(format!("{qhash:016x}:{index}"))
-}
-
-fn decode_cursor(cursor: &str, qhash: u64) -> Option<u64> {
-    let raw = URL_SAFE_NO_PAD.decode(cursor).ok()?;
-    let text = String::from_utf8(raw).ok()?;
-    let (h, i) = text.split_once(':')?;
-    (u64::from_str_radix(h, 16).ok()? == qhash).then_some(())?;
-    i.parse().ok()
+    let mut r = error(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded");
+    let h = r.headers_mut();
+    match b.rate_limit_style {
+        RateLimitStyle::RetryAfter => {
+            let secs = wait.as_millis().div_ceil(1000).max(1) as u64;
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        RateLimitStyle::XRatelimit => {
+            let reset = api_now_ms.saturating_add(wait.as_millis().min(i64::MAX as u128) as i64);
+            h.insert("x-ratelimit-limit", HeaderValue::from(limit as u64));
+            h.insert("x-ratelimit-remaining", HeaderValue::from(0u64));
+            if let Ok(v) = HeaderValue::from_str(&format_millis(reset)) {
+                h.insert("x-ratelimit-reset", v);
+            }
+        }
+        RateLimitStyle::None => {}
+    }
+    Some(r)
 }
 
 #[derive(Deserialize)]
 struct RecordsQuery {
     before_ms: i64,
-    /// Also list each record's timestamp and the time it became visible.
+    /// Also list each copy's timestamp and the time it became visible.
     #[serde(default)]
     detail: bool,
 }
 
+/// One entry per copy the API holds (twins twice); `copies` maps every
+/// twinned seq to its number of copies, so an oracle can expect both.
 async fn records(State(st): State<Arc<SimState>>, Query(q): Query<RecordsQuery>) -> Response {
-    if !q.detail {
-        return Json(serde_json::json!({ "seqs": st.seqs_before(q.before_ms) })).into_response();
-    }
-    let mut out = Vec::new();
+    let b = lock(&st.behaviour).clone();
+    let before_ns = q.before_ms.saturating_mul(1_000_000);
+    let mut seqs = Vec::new();
+    let mut detail = Vec::new();
+    let mut copies = serde_json::Map::new();
     for s in &st.streams {
         let mut i = 0;
-        while !st.generator.past(i, q.before_ms * 1_000_000) {
+        while !st.generator.past(i, before_ns) {
             let m = st.generator.meta(s, i);
-            if m.ts_ns < q.before_ms * 1_000_000 {
-                out.push([m.seq as i64, m.ts_ns / 1_000_000, m.visible_ns / 1_000_000]);
+            if m.ts_ns < before_ns {
+                let n = b.copies(i);
+                if n > 1 {
+                    copies.insert(m.seq.to_string(), n.into());
+                }
+                for c in 0..n {
+                    let visible = m.visible_ns + if c > 0 { b.twin_delay_ns(i) } else { 0 };
+                    if q.detail {
+                        detail.push([m.seq as i64, m.ts_ns / 1_000_000, visible / 1_000_000]);
+                    } else {
+                        seqs.push(m.seq);
+                    }
+                }
             }
             i += 1;
         }
     }
-    Json(serde_json::json!({ "records": out })).into_response()
+    let body = if q.detail {
+        serde_json::json!({ "records": detail, "copies": copies })
+    } else {
+        serde_json::json!({ "seqs": seqs, "copies": copies })
+    };
+    Json(body).into_response()
 }
 
 async fn requests(State(st): State<Arc<SimState>>) -> Response {
@@ -345,4 +250,35 @@ async fn get_faults(State(st): State<Arc<SimState>>) -> Response {
 async fn put_faults(State(st): State<Arc<SimState>>, Json(f): Json<Faults>) -> Response {
     *lock(&st.faults) = f;
     StatusCode::NO_CONTENT.into_response()
+}
+
+async fn patch_faults(State(st): State<Arc<SimState>>, Json(v): Json<serde_json::Value>) -> Response {
+    let mut live = lock(&st.faults);
+    match patch(&*live, v) {
+        Ok(f) => {
+            *live = f;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+    }
+}
+
+async fn get_behaviour(State(st): State<Arc<SimState>>) -> Response {
+    Json(lock(&st.behaviour).clone()).into_response()
+}
+
+async fn put_behaviour(State(st): State<Arc<SimState>>, Json(b): Json<Behaviour>) -> Response {
+    *lock(&st.behaviour) = b;
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn patch_behaviour(State(st): State<Arc<SimState>>, Json(v): Json<serde_json::Value>) -> Response {
+    let mut live = lock(&st.behaviour);
+    match patch(&*live, v) {
+        Ok(b) => {
+            *live = b;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => error(StatusCode::UNPROCESSABLE_ENTITY, e),
+    }
 }

@@ -1,16 +1,23 @@
 //! A built-in simulator of the Forge App logs API, faithful to its
 //! documented rules: Basic auth, 404 for unknown apps and environments,
 //! strict dates, at most one hour per window and 14 days back, at most 50
-//! sites, opaque cursors bound to their query, a per-app rate limit with
-//! `Retry-After`, late records, and fault knobs for tests.
+//! sites, opaque cursors bound to their query, a per-app rate limit shared
+//! by the app's environments, late records, and fault knobs for tests.
+//! [`behaviour`] adds what the field has shown beyond the documentation:
+//! another client on the same budget, other 429 styles, a clock offset,
+//! moved window edges, identical twins, shuffled pages, expiring cursors
+//! and odd trace ids.
 //!
 //! Records are generated from a seed on demand ([`data`]), so memory does
 //! not grow with the history. Introspection for tests lives off the API
-//! path, under `/_sim/`: the sequence numbers of all records before a time,
-//! the request log, and the fault knobs.
+//! path, under `/_sim/`: the sequence numbers of all records before a time
+//! (one entry per copy), the request log, the fault and behaviour knobs.
 
 mod api;
+pub mod behaviour;
 pub mod data;
+mod limiter;
+mod page;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -22,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use tokio_util::sync::CancellationToken;
 
 use crate::timefmt::system_millis;
+pub use behaviour::{Behaviour, RateLimitStyle};
 pub use data::{Generator, Stream};
 
 /// How the simulator behaves. `Default` is the demo's setting.
@@ -42,11 +50,13 @@ pub struct SimConfig {
     pub late_fraction: f64,
     pub max_late: Duration,
     pub edge_fraction: f64,
-    /// Treat `endDate` as inclusive.
+    /// Treat `endDate` as inclusive: the same as `behaviour.end_inclusive`.
     pub inclusive_end: bool,
     pub sites: usize,
     pub pad_bytes: usize,
     pub faults: Faults,
+    /// The field's behaviours, changeable at run time (`/_sim/behaviour`).
+    pub behaviour: Behaviour,
 }
 
 impl Default for SimConfig {
@@ -68,6 +78,7 @@ impl Default for SimConfig {
             sites: 8,
             pad_bytes: 0,
             faults: Faults::default(),
+            behaviour: Behaviour::default(),
         }
     }
 }
@@ -112,18 +123,24 @@ pub struct RequestRecord {
     /// Milliseconds since the epoch.
     pub at_ms: i64,
     pub app: String,
+    #[serde(default)]
+    pub environment: String,
     pub status: u16,
 }
 
 const REQUEST_LOG_CAP: usize = 200_000;
+
+/// The record index inside a sequence number (see [`Generator::seq`]).
+const INDEX_MASK: u64 = (1 << 40) - 1;
 
 pub(crate) struct SimState {
     pub config: SimConfig,
     pub generator: Generator,
     pub streams: Vec<Stream>,
     pub faults: Mutex<Faults>,
+    pub behaviour: Mutex<Behaviour>,
     pub counter: AtomicU64,
-    pub rate: Mutex<HashMap<String, VecDeque<tokio::time::Instant>>>,
+    pub rate: Mutex<HashMap<String, limiter::Limiter>>,
     pub log: Mutex<VecDeque<RequestRecord>>,
 }
 
@@ -152,8 +169,11 @@ impl SimState {
                 streams.push(Stream { app_id: app.clone(), environment_id: env.clone(), index: streams.len() as u64 });
             }
         }
+        let mut behaviour = config.behaviour.clone();
+        behaviour.end_inclusive |= config.inclusive_end;
         Self {
             faults: Mutex::new(config.faults.clone()),
+            behaviour: Mutex::new(behaviour),
             config,
             generator,
             streams,
@@ -163,18 +183,25 @@ impl SimState {
         }
     }
 
-    fn record_request(&self, app: &str, status: u16) {
+    fn record_request(&self, app: &str, environment: &str, status: u16) {
         let mut log = lock(&self.log);
         if log.len() >= REQUEST_LOG_CAP {
             log.pop_front();
         }
-        log.push_back(RequestRecord { at_ms: system_millis(SystemTime::now()), app: app.to_string(), status });
+        let at_ms = system_millis(SystemTime::now());
+        log.push_back(RequestRecord { at_ms, app: app.to_string(), environment: environment.to_string(), status });
     }
 
+    /// One entry per copy: a twinned record's seq appears twice.
     fn seqs_before(&self, before_ms: i64) -> Vec<u64> {
+        let b = lock(&self.behaviour).clone();
         let mut all = Vec::new();
         for s in &self.streams {
-            all.extend(self.generator.seqs_before(s, before_ms * 1_000_000));
+            for seq in self.generator.seqs_before(s, before_ms.saturating_mul(1_000_000)) {
+                for _ in 0..b.copies(seq & INDEX_MASK) {
+                    all.push(seq);
+                }
+            }
         }
         all
     }
@@ -194,9 +221,35 @@ impl SimHandle {
         format!("http://{}", self.addr)
     }
 
-    /// Every sequence number (all streams) with a timestamp before `before`.
+    /// Every sequence number (all streams) with a timestamp before `before`,
+    /// once per copy the API holds (twice for a twinned record).
     pub fn seqs_before(&self, before: SystemTime) -> Vec<u64> {
         self.state.seqs_before(system_millis(before))
+    }
+
+    /// How many copies of record `seq` the API holds under the current knobs.
+    pub fn copies_of(&self, seq: u64) -> usize {
+        lock(&self.state.behaviour).copies(seq & INDEX_MASK) as usize
+    }
+
+    /// The earlier of `host` and the API's time at `host`: records before it
+    /// exist by both clocks, so an oracle can expect them.
+    pub fn settled(&self, host: SystemTime) -> SystemTime {
+        let offset = lock(&self.state.behaviour).clock_offset_ms.min(0);
+        host.checked_sub(Duration::from_millis(offset.unsigned_abs())).unwrap_or(host)
+    }
+
+    pub fn behaviour(&self) -> Behaviour {
+        lock(&self.state.behaviour).clone()
+    }
+
+    pub fn set_behaviour(&self, behaviour: Behaviour) {
+        *lock(&self.state.behaviour) = behaviour;
+    }
+
+    /// Calls of the simulated other client admitted by the rate limit so far (all apps).
+    pub fn other_client_calls(&self) -> u64 {
+        lock(&self.state.rate).values().map(|l| l.other_admitted).sum()
     }
 
     /// The timestamp (ns) of the first record of every stream.
@@ -260,3 +313,5 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_field;

@@ -3,26 +3,27 @@
 use super::*;
 use crate::timefmt::format_millis;
 
-async fn sim(config: SimConfig) -> SimHandle {
+pub(super) async fn sim(config: SimConfig) -> SimHandle {
     match start(config, "127.0.0.1:0".parse().unwrap_or_else(|_| unreachable!())).await {
         Ok(h) => h,
         Err(e) => panic!("simulator did not start: {e}"),
     }
 }
 
-fn client() -> reqwest::Client {
+pub(super) fn client() -> reqwest::Client {
     crate::tls::install_crypto_provider();
     reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap_or_default()
 }
 
-struct Call {
-    status: u16,
-    retry_after: Option<String>,
-    content_type: String,
-    body: String,
+pub(super) struct Call {
+    pub status: u16,
+    pub retry_after: Option<String>,
+    pub content_type: String,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: String,
 }
 
-async fn get(h: &SimHandle, app: &str, query: &[(&str, String)], auth: (&str, &str)) -> Call {
+pub(super) async fn get(h: &SimHandle, app: &str, query: &[(&str, String)], auth: (&str, &str)) -> Call {
     let url = format!("{}/v1/app/logs/{app}", h.base_url());
     let r = client().get(url).query(query).basic_auth(auth.0, Some(auth.1)).send().await;
     let r = match r {
@@ -33,12 +34,13 @@ async fn get(h: &SimHandle, app: &str, query: &[(&str, String)], auth: (&str, &s
     let header = |n| r.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
     let retry_after = header(reqwest::header::RETRY_AFTER);
     let content_type = header(reqwest::header::CONTENT_TYPE).unwrap_or_default();
-    Call { status, retry_after, content_type, body: r.text().await.unwrap_or_default() }
+    let headers = r.headers().clone();
+    Call { status, retry_after, content_type, headers, body: r.text().await.unwrap_or_default() }
 }
 
-const AUTH: (&str, &str) = ("demo@example.com", "demo-token");
+pub(super) const AUTH: (&str, &str) = ("demo@example.com", "demo-token");
 
-fn window(start_ms: i64, end_ms: i64) -> Vec<(&'static str, String)> {
+pub(super) fn window(start_ms: i64, end_ms: i64) -> Vec<(&'static str, String)> {
     vec![
         ("environmentId", "production".to_string()),
         ("startDate", format_millis(start_ms)),
@@ -46,18 +48,18 @@ fn window(start_ms: i64, end_ms: i64) -> Vec<(&'static str, String)> {
     ]
 }
 
-fn now_ms() -> i64 {
+pub(super) fn now_ms() -> i64 {
     system_millis(SystemTime::now())
 }
 
-fn page(body: &str) -> crate::forge::model::Page {
+pub(super) fn page(body: &str) -> crate::forge::model::Page {
     match serde_json::from_str(body) {
         Ok(p) => p,
         Err(e) => panic!("not a page ({e}): {body:.200}"),
     }
 }
 
-fn seq_of(r: &crate::forge::model::LogRecord) -> u64 {
+pub(super) fn seq_of(r: &crate::forge::model::LogRecord) -> u64 {
     r.attributes
         .iter()
         .find(|kv| kv.key == "sim.seq")

@@ -91,7 +91,10 @@ pub async fn start(cfg: Config) -> App {
     App::start(cfg, Options::default()).await.unwrap_or_else(|e| panic!("start: {e:#}"))
 }
 
-/// Loss and duplicates of `expected` in `got`.
+/// Loss and duplicates of `expected` in `got`, by `sim.seq`. `expected`
+/// holds a seq once per copy the API holds (twice for identical twins, as
+/// [`SimHandle::seqs_before`] gives them): `lost` counts expected copies
+/// that did not arrive, `dups` arrivals beyond the copies the API holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tally {
     pub expected: usize,
@@ -100,19 +103,33 @@ pub struct Tally {
     pub dups: usize,
 }
 
+/// [`tally_copies`] where a seq missing from `expected` (newer than its
+/// cutoff) has one copy.
 pub fn tally(expected: &[u64], got: &[u64]) -> Tally {
-    let mut counts: HashMap<u64, usize> = HashMap::new();
-    for s in got {
-        *counts.entry(*s).or_default() += 1;
+    tally_copies(expected, got, |_| 1)
+}
+
+/// `copies(seq)`: how many copies the API holds of a seq that is not in
+/// `expected`, so that both copies of a newer twin are not duplicates.
+pub fn tally_copies(expected: &[u64], got: &[u64], copies: impl Fn(u64) -> usize) -> Tally {
+    let mut want: HashMap<u64, usize> = HashMap::new();
+    for s in expected {
+        *want.entry(*s).or_default() += 1;
     }
-    let lost = expected.iter().filter(|s| !counts.contains_key(s)).count();
-    let dups = counts.values().map(|c| c - 1).sum();
+    let mut have: HashMap<u64, usize> = HashMap::new();
+    for s in got {
+        *have.entry(*s).or_default() += 1;
+    }
+    let lost = want.iter().map(|(s, w)| w.saturating_sub(have.get(s).copied().unwrap_or(0))).sum();
+    let dups = have.iter().map(|(s, h)| h.saturating_sub(want.get(s).copied().unwrap_or_else(|| copies(*s)))).sum();
     Tally { expected: expected.len(), received: got.len(), lost, dups }
 }
 
 /// Waits until every record before `cutoff` arrived (or `limit` passes).
+/// With the API's clock behind the host's, records after the API's now
+/// cannot have arrived: the cutoff moves back by the offset.
 pub async fn wait_for_all(sim: &SimHandle, rx: &Receiver, cutoff: SystemTime, limit: Duration) -> Tally {
-    wait_for(rx, sim.seqs_before(cutoff), limit).await
+    wait_for_sim(sim, rx, sim.seqs_before(sim.settled(cutoff)), limit).await
 }
 
 /// The records before `cutoff` whose timestamps are at or after `from_ms`.
@@ -130,14 +147,39 @@ pub fn seqs_between(sim: &SimHandle, from_ms: i64, cutoff: SystemTime) -> Vec<u6
 
 /// Waits until every expected record arrived (or `limit` passes).
 pub async fn wait_for(rx: &Receiver, expected: Vec<u64>, limit: Duration) -> Tally {
+    wait_until(rx, &expected, limit, |_| 1).await
+}
+
+/// [`wait_for`], counting newer records' copies as the simulator holds them.
+pub async fn wait_for_sim(sim: &SimHandle, rx: &Receiver, expected: Vec<u64>, limit: Duration) -> Tally {
+    wait_until(rx, &expected, limit, |s| sim.copies_of(s)).await
+}
+
+async fn wait_until(rx: &Receiver, expected: &[u64], limit: Duration, copies: impl Fn(u64) -> usize) -> Tally {
     let deadline = tokio::time::Instant::now() + limit;
     loop {
-        let t = tally(&expected, &rx.seqs());
+        let t = tally_copies(expected, &rx.seqs(), &copies);
         if t.lost == 0 || tokio::time::Instant::now() >= deadline {
             return t;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+#[test]
+fn tally_counts_copies() {
+    // 1 and 3 once each, 2 twice (twins); 9 is newer than the cutoff.
+    let expected = [1, 2, 2, 3];
+    let t = tally(&expected, &[1, 2, 2, 3]);
+    assert_eq!((t.lost, t.dups), (0, 0));
+    let t = tally(&expected, &[1, 2, 3]);
+    assert_eq!((t.lost, t.dups), (1, 0), "one copy of the twin missing");
+    let t = tally(&expected, &[1, 1, 2, 2, 2, 3]);
+    assert_eq!((t.lost, t.dups), (0, 2));
+    let t = tally(&expected, &[2, 2, 9, 9]);
+    assert_eq!((t.lost, t.dups, t.received, t.expected), (2, 1, 4, 4));
+    let t = tally_copies(&expected, &[1, 2, 2, 3, 9, 9], |s| if s == 9 { 2 } else { 1 });
+    assert_eq!((t.lost, t.dups), (0, 0), "a newer twin arrives twice");
 }
 
 /// The time before which every record must have been delivered by now:

@@ -1,7 +1,8 @@
 //! End-to-end harness: the built binary as a child process, the simulator,
 //! and a real OpenTelemetry collector (rotel) forwarding to a recording
 //! receiver. The oracle is the simulator's sequence numbers against what
-//! reached the receiver through the collector.
+//! reached the receiver through the collector, each expected as many times
+//! as the API holds copies of it (identical twins twice).
 
 #![allow(dead_code)]
 
@@ -322,6 +323,11 @@ server:
 
     pub async fn wait_all(&self, limit: Duration) -> super::common::Tally {
         super::common::wait_for_all(&self.sim, &self.rx, super::common::settled_cutoff(), limit).await
+    }
+
+    /// Waits for `expected` (one entry per copy), counting newer twins' copies as the simulator holds them.
+    pub async fn wait_for(&self, expected: Vec<u64>, limit: Duration) -> super::common::Tally {
+        super::common::wait_for_sim(&self.sim, &self.rx, expected, limit).await
     }
 
     pub fn max_calls(&self) -> usize {
