@@ -403,8 +403,8 @@ fn every_recipe_passes_check_config_and_hides_its_secrets() {
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(out.status.success(), "{}: {}", recipe.display(), String::from_utf8_lossy(&out.stderr));
         let printed = String::from_utf8_lossy(&out.stdout);
-        let eff: Value = serde_yaml::from_str(&printed).unwrap_or_else(|e| panic!("{e}"));
-        let own: Value = serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
+        let eff: Value = yaml_serde::from_str(&printed).unwrap_or_else(|e| panic!("{e}"));
+        let own: Value = yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
         for key in ["protocol", "endpoint"] {
             assert_eq!(eff["exporter"][key], own["exporter"][key], "{}: exporter.{key}", recipe.display());
         }
