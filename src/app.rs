@@ -29,7 +29,8 @@ pub struct App {
     pub server_addr: Option<SocketAddr>,
     cancel: CancellationToken,
     server_cancel: CancellationToken,
-    sources: JoinSet<()>,
+    /// The supervisor of the source tasks; ends when they all have.
+    sources: tokio::task::JoinHandle<()>,
     server: Option<tokio::task::JoinHandle<()>>,
     telemetry: Option<crate::telemetry::Telemetry>,
     _lock: DirLock,
@@ -67,9 +68,18 @@ impl App {
             clock: options.clock.unwrap_or_else(|| Arc::new(SystemClock)),
         });
         let registry = Arc::new(Registry::default());
+        // Started before the sources, so the push sees their first calls too.
+        let telemetry = match &cfg.telemetry.otlp {
+            Some(t) => {
+                let started = crate::telemetry::Telemetry::start(t, &cfg.exporter, registry.clone())?;
+                tracing::info!(endpoint = %t.endpoint, interval = ?t.interval, "pushing the sidecar's own metrics over OTLP");
+                Some(started)
+            }
+            None => None,
+        };
         let mut budgets: HashMap<String, Arc<Budget>> = HashMap::new();
         let cancel = CancellationToken::new();
-        let mut sources = JoinSet::new();
+        let mut specs = Vec::new();
         for source in &cfg.sources {
             let budget = budgets
                 .entry(source.app_id.clone())
@@ -80,9 +90,11 @@ impl App {
                 })
                 .clone();
             let metrics = registry.source(&source.name, &source.app_id);
-            let task = SourceTask::new(source.clone(), budget, metrics, shared.clone());
-            sources.spawn(task.run(cancel.child_token()));
+            specs.push(Spec { source: source.clone(), budget, metrics });
         }
+        let demand = demand_per_minute(&cfg);
+        let sources = tokio::spawn(supervise(specs, shared.clone(), cancel.clone()));
+        tokio::spawn(report_budgets(budgets.clone(), demand, shared.clone(), registry.clone(), cancel.clone()));
         let server_cancel = CancellationToken::new();
         let (server, server_addr) = match cfg.server.listen {
             Some(addr) => {
@@ -95,14 +107,6 @@ impl App {
             }
             None => (None, None),
         };
-        let telemetry = match &cfg.telemetry.otlp {
-            Some(t) => {
-                let started = crate::telemetry::Telemetry::start(t, &cfg.exporter, registry.clone())?;
-                tracing::info!(endpoint = %t.endpoint, interval = ?t.interval, "pushing the sidecar's own metrics over OTLP");
-                Some(started)
-            }
-            None => None,
-        };
         tracing::info!(sources = cfg.sources.len(), apps = budgets.len(), "forge-otel-sidecar started");
         Ok(Self { registry, server_addr, cancel, server_cancel, sources, server, telemetry, _lock: lock })
     }
@@ -111,13 +115,13 @@ impl App {
     pub async fn shutdown(mut self, grace: Duration) -> bool {
         tracing::info!(grace = ?grace, "shutting down: finishing exports in flight and saving checkpoints");
         self.cancel.cancel();
-        let sources = async { while self.sources.join_next().await.is_some() {} };
-        let clean = tokio::time::timeout(grace, sources).await.is_ok();
+        let clean = tokio::time::timeout(grace, &mut self.sources).await.is_ok();
         if !clean {
             tracing::warn!(
                 "sources still busy after the grace period; abandoning them (their checkpoints did not move)"
             );
-            self.sources.abort_all();
+            // Dropping the supervisor's set aborts every source task.
+            self.sources.abort();
         }
         self.server_cancel.cancel();
         if let Some(s) = self.server.take() {
@@ -133,9 +137,93 @@ impl App {
 
     /// Stops everything at once, as a crash would (tests).
     pub fn abort(mut self) {
-        self.sources.abort_all();
+        self.sources.abort();
         if let Some(s) = self.server.take() {
             s.abort();
+        }
+    }
+}
+
+/// What a source task is started from (and restarted from, after a panic).
+struct Spec {
+    source: crate::config::SourceConfig,
+    budget: Arc<Budget>,
+    metrics: Arc<crate::metrics::SourceMetrics>,
+}
+
+/// Runs every source task; one that ends by a panic while the process is
+/// not shutting down is reported and started again after a pause, so a
+/// bug in one source can neither stop it for good unnoticed nor take the
+/// others down. Ends when every task has stopped.
+async fn supervise(specs: Vec<Spec>, shared: Arc<Shared>, cancel: CancellationToken) {
+    const RESTART_PAUSE: Duration = Duration::from_secs(5);
+    let mut set = JoinSet::new();
+    let mut ids = HashMap::new();
+    let spawn = |set: &mut JoinSet<()>, spec: &Spec| {
+        let task = SourceTask::new(spec.source.clone(), spec.budget.clone(), spec.metrics.clone(), shared.clone());
+        set.spawn(task.run(cancel.child_token())).id()
+    };
+    for (i, spec) in specs.iter().enumerate() {
+        ids.insert(spawn(&mut set, spec), i);
+    }
+    while let Some(ended) = set.join_next_with_id().await {
+        let Err(e) = ended else { continue };
+        let Some(spec) = ids.remove(&e.id()).and_then(|i| specs.get(i).map(|s| (i, s))) else { continue };
+        if !e.is_panic() || cancel.is_cancelled() {
+            continue;
+        }
+        let (i, spec) = spec;
+        let message = format!("source task failed: {e}; restarting it in {}s", RESTART_PAUSE.as_secs());
+        tracing::error!(source = %spec.source.name, "{message}");
+        let now = shared.clock.now_ms();
+        spec.metrics.update(|s| {
+            s.state = crate::metrics::SourceState::Error;
+            s.last_api_error = Some(crate::metrics::LastError { at_ms: now, message });
+        });
+        if !crate::wait::wait(RESTART_PAUSE, &cancel, &|| {}).await {
+            continue;
+        }
+        ids.insert(spawn(&mut set, spec), i);
+    }
+}
+
+/// Calls per minute each app's sources need to keep to their `interval`:
+/// every site group of every source, once per interval, for each pass.
+fn demand_per_minute(cfg: &Config) -> HashMap<String, f64> {
+    let interval = cfg.poll.interval.as_secs_f64().max(0.001);
+    let passes = if cfg.poll.late_arrival.is_zero() { 1.0 } else { 2.0 };
+    let mut out: HashMap<String, f64> = HashMap::new();
+    for s in &cfg.sources {
+        *out.entry(s.app_id.clone()).or_default() += s.site_groups().len() as f64 * passes * 60.0 / interval;
+    }
+    out
+}
+
+/// Keeps the budget and clock figures on /metrics and /status current,
+/// and warns once per app when the configured interval cannot be met.
+async fn report_budgets(
+    budgets: HashMap<String, Arc<Budget>>,
+    demand: HashMap<String, f64>,
+    shared: Arc<Shared>,
+    registry: Arc<Registry>,
+    cancel: CancellationToken,
+) {
+    let mut warned = std::collections::HashSet::new();
+    loop {
+        for (app, b) in &budgets {
+            let per_minute = 60.0 / b.period().as_secs_f64().max(0.001);
+            let effective = b.effective_rate() * per_minute;
+            let needed = demand.get(app).copied().unwrap_or(0.0);
+            registry.set_budget(app, needed, effective);
+            if let Some(offset) = shared.client.api_clock_offset_ms() {
+                registry.set_clock_skew(app, offset as f64 / 1000.0);
+            }
+            if needed > b.limit() as f64 * per_minute && warned.insert(app.clone()) {
+                tracing::warn!(app = %app, needed_per_minute = needed, budget_per_minute = b.limit() as f64 * per_minute, "the configured poll.interval cannot be met within this app's API budget; windows grow instead (earliest deadline first), see /status");
+            }
+        }
+        if !crate::wait::wait(Duration::from_secs(5), &cancel, &|| {}).await {
+            return;
         }
     }
 }
