@@ -18,14 +18,92 @@ pub enum Verdict {
     Permanent,
 }
 
+/// The longest delay any server-given header may ask for, whatever it
+/// says: a larger figure is a mistake or hostile, and `Instant + huge`
+/// panics. Callers cap further with their own settings.
+pub const MAX_SERVER_DELAY: Duration = Duration::from_secs(24 * 3600);
+
 /// Parses `Retry-After`: seconds, or an HTTP date (relative to `now`).
+/// Capped at [`MAX_SERVER_DELAY`]; a date in the past is zero.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let v = value.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if let Some(secs) = digits(v) {
+        return Some(Duration::from_secs(secs).min(MAX_SERVER_DELAY));
     }
     let at = httpdate::parse_http_date(v).ok()?;
-    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO).min(MAX_SERVER_DELAY))
+}
+
+/// A run of ASCII digits as a number, saturating instead of failing when
+/// it is larger than `u64` holds.
+fn digits(v: &str) -> Option<u64> {
+    if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(v.parse::<u64>().unwrap_or(u64::MAX))
+}
+
+/// Parses `X-RateLimit-Reset`, the moment the budget refills, into the
+/// delay from `now`, at most `max`. Accepted: epoch seconds (a fraction is
+/// rounded up), ISO 8601 / RFC 3339 (`2026-05-01T10:00:00Z`, fractions,
+/// `+02:00` offsets), and, since some gateways send the seconds left
+/// rather than a moment, any number below 10^9 (before 2001) as seconds.
+/// A moment in the past is zero.
+pub fn rate_limit_reset(value: &str, now: SystemTime, max: Duration) -> Option<Duration> {
+    let v = value.trim();
+    let (int, frac) = v.split_once('.').unwrap_or((v, ""));
+    if let Some(secs) = digits(int).filter(|_| frac.is_empty() || digits(frac).is_some()) {
+        let secs = secs.saturating_add(u64::from(!frac.trim_start_matches('0').is_empty()));
+        if secs < 1_000_000_000 {
+            return Some(Duration::from_secs(secs).min(max));
+        }
+        let now_secs = now.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        return Some(Duration::from_secs(secs.saturating_sub(now_secs)).min(max));
+    }
+    let at_ms = iso8601_millis(v)?;
+    let now_ms = crate::timefmt::system_millis(now);
+    let left = u64::try_from(at_ms.saturating_sub(now_ms)).unwrap_or(0);
+    Some(Duration::from_millis(left).min(max))
+}
+
+/// `yyyy-MM-ddTHH:mm:ss[.f…](Z|±HH:MM|±HHMM)` to epoch milliseconds.
+fn iso8601_millis(v: &str) -> Option<i64> {
+    let b = v.as_bytes();
+    if b.len() < 20 || !v.is_ascii() {
+        return None;
+    }
+    let (head, rest) = v.split_at(19);
+    let (frac, zone) = match rest.strip_prefix('.') {
+        Some(r) => r.split_at(r.find(|c: char| !c.is_ascii_digit()).unwrap_or(r.len())),
+        None => ("", rest),
+    };
+    if rest.starts_with('.') && frac.is_empty() {
+        return None;
+    }
+    let offset_ms: i64 = match zone {
+        "Z" | "z" => 0,
+        z if z.len() == 6 || z.len() == 5 => {
+            let sign = match &z[..1] {
+                "+" => 1,
+                "-" => -1,
+                _ => return None,
+            };
+            let (h, m) = if z.len() == 6 {
+                (z.get(1..3)?, z.get(4..6).filter(|_| &z[3..4] == ":")?)
+            } else {
+                (z.get(1..3)?, z.get(3..5)?)
+            };
+            let (h, m) = (digits(h)?, digits(m)?);
+            if h > 23 || m > 59 {
+                return None;
+            }
+            sign * i64::try_from(h * 3_600_000 + m * 60_000).ok()?
+        }
+        _ => return None,
+    };
+    let milli = format!("{:0<3}", &frac[..frac.len().min(3)]);
+    let base = crate::timefmt::parse_millis(&format!("{head}.{milli}Z"))?;
+    base.checked_sub(offset_ms)
 }
 
 /// The `Retry-After` of an HTTP answer, if present and readable.
@@ -34,6 +112,16 @@ pub fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Durati
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| parse_retry_after(v, SystemTime::now()))
+}
+
+/// The delay a rate-limited answer asks for: `Retry-After`, else
+/// `X-RateLimit-Reset`, at most `max`.
+pub fn server_delay(headers: &reqwest::header::HeaderMap, now: SystemTime, max: Duration) -> Option<Duration> {
+    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    text("retry-after")
+        .and_then(|v| parse_retry_after(v, now))
+        .map(|d| d.min(max))
+        .or_else(|| text("x-ratelimit-reset").and_then(|v| rate_limit_reset(v, now, max)))
 }
 
 pub fn classify_http(status: u16, retry_after: Option<Duration>) -> Verdict {
@@ -100,7 +188,8 @@ pub fn grpc_retry_info(details: &[u8]) -> Option<Duration> {
     let status = rpc::Status::decode(details).ok()?;
     let any = status.details.iter().find(|a| a.type_url == RETRY_INFO_TYPE)?;
     let d = rpc::RetryInfo::decode(any.value.as_slice()).ok()?.retry_delay?;
-    Some(Duration::new(u64::try_from(d.seconds).ok()?, u32::try_from(d.nanos).ok()?))
+    let nanos = u32::try_from(d.nanos).ok().filter(|n| *n < 1_000_000_000)?;
+    Some(Duration::new(u64::try_from(d.seconds).ok()?, nanos).min(MAX_SERVER_DELAY))
 }
 
 /// Status details carrying RetryInfo, for test servers.
@@ -177,10 +266,72 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_is_capped() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("18446744073709551615", now), Some(MAX_SERVER_DELAY));
+        assert_eq!(parse_retry_after("99999999999999999999999", now), Some(MAX_SERVER_DELAY));
+        assert_eq!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now), Some(MAX_SERVER_DELAY));
+        assert_eq!(parse_retry_after("-5", now), None);
+        assert_eq!(parse_retry_after("", now), None);
+        // The exporter adds the delay to an Instant: the cap keeps that sum valid.
+        let _ = std::time::Instant::now() + parse_retry_after("18446744073709551615", now).unwrap_or_default();
+    }
+
+    #[test]
+    fn rate_limit_reset_table() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let max = Duration::from_secs(600);
+        let s = Duration::from_secs;
+        let cases: [(&str, Option<Duration>); 22] = [
+            ("1700000030", Some(s(30))),
+            ("1700000030.2", Some(s(31))),
+            ("1700000030.000", Some(s(30))),
+            (" 1700000030 ", Some(s(30))),
+            ("1699999990", Some(Duration::ZERO)),
+            ("1800000000", Some(max)),
+            ("18446744073709551615", Some(max)),
+            ("184467440737095516150000", Some(max)),
+            ("45", Some(s(45))),
+            ("0", Some(Duration::ZERO)),
+            ("2023-11-14T22:13:50Z", Some(s(30))),
+            ("2023-11-14T22:13:50.500Z", Some(Duration::from_millis(30_500))),
+            ("2023-11-14T22:13:50.123456789Z", Some(Duration::from_millis(30_123))),
+            ("2023-11-15T00:13:50+02:00", Some(s(30))),
+            ("2023-11-14T21:13:50-0100", Some(s(30))),
+            ("2023-11-14T22:13:00Z", Some(Duration::ZERO)),
+            ("9999-12-31T23:59:59Z", Some(max)),
+            ("2023-11-14T22:13:50", None),
+            ("2023-11-14T22:13:50.Z", None),
+            ("2023-13-14T22:13:50Z", None),
+            ("2023-11-14T22:13:50+25:00", None),
+            ("soon", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(rate_limit_reset(text, now, max), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn server_delay_prefers_retry_after() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let max = Duration::from_secs(600);
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("x-ratelimit-reset", reqwest::header::HeaderValue::from_static("1700000050"));
+        assert_eq!(server_delay(&h, now, max), Some(Duration::from_secs(50)));
+        h.insert("retry-after", reqwest::header::HeaderValue::from_static("7"));
+        assert_eq!(server_delay(&h, now, max), Some(Duration::from_secs(7)));
+        h.insert("retry-after", reqwest::header::HeaderValue::from_static("18446744073709551615"));
+        assert_eq!(server_delay(&h, now, max), Some(max));
+        assert_eq!(server_delay(&reqwest::header::HeaderMap::new(), now, max), None);
+    }
+
+    #[test]
     fn retry_info_round_trip() {
         let bytes = grpc_retry_details(Code::ResourceExhausted, Duration::from_millis(1500));
         assert_eq!(grpc_retry_info(&bytes), Some(Duration::from_millis(1500)));
         assert_eq!(grpc_retry_info(b"garbage"), None);
         assert_eq!(grpc_retry_info(&[]), None);
+        let huge = grpc_retry_details(Code::ResourceExhausted, Duration::from_secs(i64::MAX as u64));
+        assert_eq!(grpc_retry_info(&huge), Some(MAX_SERVER_DELAY));
     }
 }
