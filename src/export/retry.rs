@@ -1,7 +1,9 @@
 //! Which export failures to retry, after the OTLP specification.
 //!
 //! HTTP: 429, 502, 503 and 504 are retryable and honour `Retry-After`;
-//! every other 4xx/5xx is permanent. gRPC: UNAVAILABLE, CANCELLED,
+//! so is a 3xx (redirects are not followed: a proxy or load balancer in the
+//! way is a fault of the path, not a refusal of the records); every other
+//! 4xx/5xx is permanent. gRPC: UNAVAILABLE, CANCELLED,
 //! DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE and DATA_LOSS are retryable;
 //! RESOURCE_EXHAUSTED only when the server sent RetryInfo; the rest are
 //! permanent. Connection errors and timeouts are retryable.
@@ -126,7 +128,7 @@ pub fn server_delay(headers: &reqwest::header::HeaderMap, now: SystemTime, max: 
 
 pub fn classify_http(status: u16, retry_after: Option<Duration>) -> Verdict {
     match status {
-        429 | 502 | 503 | 504 => Verdict::Retry(retry_after),
+        300..=399 | 429 | 502 | 503 | 504 => Verdict::Retry(retry_after),
         _ => Verdict::Permanent,
     }
 }
@@ -224,6 +226,10 @@ mod tests {
             (404, None, Verdict::Permanent),
             (413, None, Verdict::Permanent),
             (500, d, Verdict::Permanent),
+            (301, None, Verdict::Retry(None)),
+            (302, None, Verdict::Retry(None)),
+            (307, d, Verdict::Retry(d)),
+            (308, None, Verdict::Retry(None)),
         ];
         for (status, ra, want) in cases {
             assert_eq!(classify_http(status, ra), want, "{status}");
