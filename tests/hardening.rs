@@ -1,0 +1,166 @@
+//! Hostile or odd answers from the collector: only an OTLP answer
+//! acknowledges. Redirects are not followed, a 2xx with an HTML body is
+//! retried, and an answer larger than the cap is not read to its end.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use forge_otel_sidecar::config::{Compression, ExporterConfig, Protocol, RetryConfig, TlsConfig};
+use forge_otel_sidecar::convert::{self, Batch};
+use forge_otel_sidecar::export::{DeadLetter, Delivered, Exporter, Transport};
+use forge_otel_sidecar::forge::model;
+use forge_otel_sidecar::metrics::SourceMetrics;
+use forge_otel_sidecar::testkit::receiver::{Failure, Receiver};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use tokio_util::sync::CancellationToken;
+
+fn exporter_config(protocol: Protocol, endpoint: String) -> ExporterConfig {
+    ExporterConfig {
+        protocol,
+        endpoint,
+        headers: Vec::new(),
+        compression: Compression::None,
+        timeout: Duration::from_secs(5),
+        max_request_bytes: 4 << 20,
+        tls: TlsConfig::default(),
+        retry: RetryConfig {
+            initial_backoff: Duration::from_millis(10),
+            max_backoff: Duration::from_millis(50),
+            max_retry_after: Duration::from_secs(1),
+            max_elapsed: None,
+        },
+    }
+}
+
+fn batch(n: u64) -> Batch {
+    let records = (0..n)
+        .map(|i| {
+            let rec = model::LogRecord {
+                time_unix_nano: Some(model::NumOrStr::Str((1_700_000_000_000_000_000u64 + i).to_string())),
+                body: Some(model::AnyValue::string(format!("record {i}"))),
+                ..Default::default()
+            };
+            convert::record(&rec, 1, &mut convert::ConvertStats::default())
+        })
+        .collect();
+    let mut reqs = convert::requests(&Resource::default(), records, 64 << 20);
+    Batch::from(&reqs.pop().unwrap_or_default())
+}
+
+struct Setup {
+    exporter: Exporter,
+    metrics: SourceMetrics,
+    dir: tempfile::TempDir,
+}
+
+fn setup(cfg: &ExporterConfig) -> Setup {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let transport = Transport::new(cfg).unwrap_or_else(|e| panic!("{e}"));
+    let dl = DeadLetter::new(dir.path(), 1 << 20);
+    Setup { exporter: Exporter::new(transport, cfg.retry.clone(), dl), metrics: SourceMetrics::new("src", "app"), dir }
+}
+
+async fn deliver(s: &Setup, b: &Batch) -> Delivered {
+    let r = tokio::time::timeout(Duration::from_secs(30), s.exporter.deliver(b, &s.metrics, &CancellationToken::new()))
+        .await;
+    match r {
+        Ok(Ok(d)) => d,
+        other => panic!("{other:?}"),
+    }
+}
+
+fn last_error(s: &Setup) -> String {
+    s.metrics.status().last_export_error.map(|e| e.message).unwrap_or_default()
+}
+
+#[tokio::test]
+async fn redirects_are_retried_never_followed() {
+    let rx = Receiver::start().await.unwrap_or_else(|e| panic!("{e}"));
+    for protocol in [Protocol::HttpProtobuf, Protocol::HttpJson] {
+        let before = rx.record_count();
+        rx.fail_next([Failure::Redirect, Failure::Redirect, Failure::Redirect]);
+        let s = setup(&exporter_config(protocol, rx.http_endpoint()));
+        assert_eq!(deliver(&s, &batch(5)).await, Delivered::Accepted { records: 5, rejected: 0 });
+        assert_eq!(rx.record_count() - before, 5, "{protocol:?}: arrives once, after the redirects");
+        assert_eq!(s.metrics.export_retries.load(Ordering::Relaxed), 3, "{protocol:?}");
+        let err = last_error(&s);
+        assert!(err.contains("302") && err.contains("/landing"), "{err}");
+        assert!(!s.dir.path().join("dead-letter.jsonl").exists());
+    }
+    assert_eq!(rx.landing_hits(), 0, "the redirect was followed");
+    rx.stop().await;
+}
+
+#[tokio::test]
+async fn html_2xx_is_retried_not_acknowledged() {
+    let rx = Receiver::start().await.unwrap_or_else(|e| panic!("{e}"));
+    for protocol in [Protocol::HttpProtobuf, Protocol::HttpJson, Protocol::Grpc] {
+        let endpoint = if protocol == Protocol::Grpc { rx.grpc_endpoint() } else { rx.http_endpoint() };
+        let before = rx.record_count();
+        rx.fail_next([Failure::Html, Failure::Html]);
+        let s = setup(&exporter_config(protocol, endpoint));
+        assert_eq!(deliver(&s, &batch(4)).await, Delivered::Accepted { records: 4, rejected: 0 });
+        assert_eq!(rx.record_count() - before, 4, "{protocol:?}");
+        assert_eq!(s.metrics.export_retries.load(Ordering::Relaxed), 2, "{protocol:?}");
+        assert_eq!(s.metrics.sent.load(Ordering::Relaxed), 4);
+        if protocol != Protocol::Grpc {
+            let err = last_error(&s);
+            assert!(err.contains("not an OTLP answer") && err.contains("text/html"), "{err}");
+        }
+    }
+    rx.stop().await;
+}
+
+/// A server whose every answer is 200 with `body` of content type `ct`.
+async fn fixed_answer(ct: &'static str, body: Vec<u8>) -> (String, tokio::task::JoinHandle<()>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let addr = listener.local_addr().unwrap_or_else(|e| panic!("{e}"));
+    let app = axum::Router::new().route(
+        "/v1/logs",
+        axum::routing::post(move || {
+            let body = body.clone();
+            async move { ([(axum::http::header::CONTENT_TYPE, ct)], body) }
+        }),
+    );
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}"), task)
+}
+
+#[tokio::test]
+async fn an_answer_over_the_cap_is_not_an_acknowledgement() {
+    // 5 MiB of a valid protobuf field (unknown field 15, bytes) would decode.
+    let mut body = vec![0x7a];
+    let len = 5usize << 20;
+    let mut n = len;
+    while n >= 0x80 {
+        body.push((n as u8) | 0x80);
+        n >>= 7;
+    }
+    body.push(n as u8);
+    body.resize(body.len() + len, b'x');
+    let (endpoint, task) = fixed_answer("application/x-protobuf", body).await;
+    let s = setup(&exporter_config(Protocol::HttpProtobuf, endpoint));
+    let cancel = CancellationToken::new();
+    let one = batch(1);
+    let run = s.exporter.deliver(&one, &s.metrics, &cancel);
+    tokio::pin!(run);
+    // Bounded: stop after the third attempt has failed.
+    for _ in 0..400 {
+        tokio::select! {
+            r = &mut run => panic!("delivered to an endpoint that never acknowledges: {r:?}"),
+            () = tokio::time::sleep(Duration::from_millis(25)) => {}
+        }
+        if s.metrics.export_retries.load(Ordering::Relaxed) >= 3 {
+            break;
+        }
+    }
+    cancel.cancel();
+    let _ = run.await;
+    assert!(s.metrics.export_retries.load(Ordering::Relaxed) >= 3);
+    assert_eq!(s.metrics.sent.load(Ordering::Relaxed), 0);
+    let err = last_error(&s);
+    assert!(err.contains("over 4194304 bytes"), "{err}");
+    task.abort();
+}
