@@ -1,6 +1,10 @@
-//! Hostile or odd answers from the collector: only an OTLP answer
-//! acknowledges. Redirects are not followed, a 2xx with an HTML body is
-//! retried, and an answer larger than the cap is not read to its end.
+//! Hostile or odd input from the network and the config.
+//!
+//! The collector: only an OTLP answer acknowledges. Redirects are not
+//! followed, a 2xx with an HTML body is retried, and an answer larger than
+//! the cap is not read to its end. The config: no endpoint carries a
+//! password (and none is ever echoed), plain http to the Forge API only on
+//! loopback, ids that cannot leave their path segment.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -163,4 +167,100 @@ async fn an_answer_over_the_cap_is_not_an_acknowledgement() {
     let err = last_error(&s);
     assert!(err.contains("over 4194304 bytes"), "{err}");
     task.abort();
+}
+
+const PASSWORD: &str = "Pa55-w0rd-QX7";
+
+fn config_text(base_url: &str, app_id: &str, exporter_endpoint: &str, extra: &str) -> String {
+    format!(
+        "forge:\n  base_url: {base_url}\n  email: a@b.c\n  api_token: tok\n{extra}\
+         sources:\n  - app_id: \"{app_id}\"\n    environment_id: production\n\
+         exporter:\n  protocol: http/protobuf\n  endpoint: \"{exporter_endpoint}\"\n"
+    )
+}
+
+/// `check-config` on `text` with `env` only: (exit code, stdout, stderr).
+fn check_config(text: &str, env: &[(&str, &str)]) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_forge-otel-sidecar"))
+        .arg("check-config")
+        .arg("--config")
+        .arg(&path)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (out.status.code().unwrap_or(-1), text(&out.stdout), text(&out.stderr))
+}
+
+#[test]
+fn endpoint_passwords_are_refused_and_never_echoed() {
+    let ok_base = "https://api.atlassian.com";
+    let ok_endpoint = "http://127.0.0.1:4318";
+    let with_pw = format!("https://user:{PASSWORD}@collector.example:4318");
+    let cases: Vec<(String, Vec<(&str, String)>, &str)> = vec![
+        (config_text(ok_base, "demo-app", &with_pw, ""), vec![], "exporter.endpoint"),
+        (config_text(ok_base, "demo-app", &format!("user:{PASSWORD}@collector:4318"), ""), vec![], "exporter.endpoint"),
+        (
+            config_text(&format!("https://me:{PASSWORD}@api.atlassian.com"), "demo-app", ok_endpoint, ""),
+            vec![],
+            "forge.base_url",
+        ),
+        (
+            config_text(ok_base, "demo-app", ok_endpoint, "")
+                + &format!("telemetry:\n  otlp:\n    enabled: true\n    endpoint: {with_pw}\n"),
+            vec![],
+            "telemetry.otlp.endpoint",
+        ),
+        (
+            config_text(ok_base, "demo-app", ok_endpoint, "").replace(&format!("  endpoint: \"{ok_endpoint}\"\n"), ""),
+            vec![("OTEL_EXPORTER_OTLP_ENDPOINT", with_pw.clone())],
+            "exporter.endpoint",
+        ),
+    ];
+    for (text, env, key) in cases {
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let (code, stdout, stderr) = check_config(&text, &env);
+        assert_eq!(code, 2, "{key}: {stderr}");
+        assert!(stderr.contains(key), "{key}: {stderr}");
+        assert!(!stdout.contains(PASSWORD) && !stderr.contains(PASSWORD), "{key} echoed the password: {stderr}");
+    }
+}
+
+#[test]
+fn plain_http_to_the_forge_api_only_on_loopback_or_when_allowed() {
+    let endpoint = "http://127.0.0.1:4318";
+    for base in ["http://127.0.0.1:8080", "http://localhost:8080", "http://[::1]:8080", "https://forge.example"] {
+        let (code, _, stderr) = check_config(&config_text(base, "demo-app", endpoint, ""), &[]);
+        assert_eq!(code, 0, "{base}: {stderr}");
+    }
+    let remote = "http://forge-simulator:8080";
+    let (code, _, stderr) = check_config(&config_text(remote, "demo-app", endpoint, ""), &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("forge.base_url") && stderr.contains("allow_insecure_http"), "{stderr}");
+    let allowed = config_text(remote, "demo-app", endpoint, "  allow_insecure_http: true\n");
+    let (code, stdout, stderr) = check_config(&allowed, &[]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("allow_insecure_http: true"), "{stdout}");
+}
+
+#[test]
+fn ids_that_could_leave_their_path_segment_are_refused() {
+    let endpoint = "http://127.0.0.1:4318";
+    for app_id in ["evil.example:443", "a/b", "..", "../../v2/x", "a?b", "a#b", "a%2e%2e"] {
+        let (code, _, stderr) = check_config(&config_text("https://api.atlassian.com", app_id, endpoint, ""), &[]);
+        assert_eq!(code, 2, "{app_id}: {stderr}");
+        assert!(stderr.contains("sources[0].app_id"), "{app_id}: {stderr}");
+    }
+    let text = config_text("https://api.atlassian.com", "demo-app", endpoint, "")
+        .replace("environment_id: production", "environment_id: \"prod/../x\"");
+    let (code, _, stderr) = check_config(&text, &[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("sources[0].environment_id"), "{stderr}");
+    let uuid = "0f7c6a1e-2b3c-4d5e-8f90-a1b2c3d4e5f6";
+    let (code, _, stderr) = check_config(&config_text("https://api.atlassian.com", uuid, endpoint, ""), &[]);
+    assert_eq!(code, 0, "{stderr}");
 }

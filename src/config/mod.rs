@@ -15,6 +15,7 @@
 pub mod expand;
 mod otel_env;
 pub mod raw;
+mod trust;
 mod validate;
 
 use std::collections::BTreeSet;
@@ -78,6 +79,8 @@ pub struct TelemetryOtlp {
 #[derive(Debug, Clone, Serialize)]
 pub struct ForgeConfig {
     pub base_url: String,
+    /// `http://` to a host other than loopback (off: the token would travel in clear).
+    pub allow_insecure_http: bool,
     pub email: String,
     #[serde(flatten)]
     pub token: TokenSource,
