@@ -249,10 +249,11 @@ impl Store {
         let path = self.path(&cp.source);
         let err = |source| CheckpointError::Write { path: path.clone(), source };
         let bytes = serde_json::to_vec(cp)?;
-        std::fs::create_dir_all(&self.dir).map_err(err)?;
+        create_private_dir(&self.dir).map_err(err)?;
         let tmp = path.with_extension("json.tmp");
         {
-            let mut f = std::fs::File::create(&tmp).map_err(err)?;
+            let mut f =
+                open_private(&tmp, std::fs::OpenOptions::new().write(true).create(true).truncate(true)).map_err(err)?;
             f.write_all(&bytes).map_err(err)?;
             f.sync_all().map_err(err)?;
         }
@@ -265,6 +266,37 @@ impl Store {
     }
 }
 
+/// Creates `dir` (and any missing parent) for the owner only (0700), when
+/// it does not exist yet: checkpoints and dead letters hold whole records.
+/// A directory that exists keeps the mode its owner gave it.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Opens a state file with `options`, created 0600 whatever the umask; a
+/// file already there from an earlier version is narrowed to 0600 as well
+/// (best effort: it may belong to someone else).
+pub fn open_private(path: &Path, options: &mut std::fs::OpenOptions) -> std::io::Result<std::fs::File> {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(options, 0o600);
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if file.metadata().is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+        }
+    }
+    Ok(file)
+}
+
 /// An exclusive lock on a state directory: two processes must never poll
 /// the same sources (DESIGN.md 12).
 pub struct DirLock {
@@ -273,13 +305,9 @@ pub struct DirLock {
 
 impl DirLock {
     pub fn acquire(dir: &Path) -> Result<Self, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create state directory {}: {e}", dir.display()))?;
+        create_private_dir(dir).map_err(|e| format!("cannot create state directory {}: {e}", dir.display()))?;
         let path = dir.join("sidecar.lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
+        let file = open_private(&path, std::fs::OpenOptions::new().create(true).truncate(false).write(true))
             .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         match file.try_lock() {
             Ok(()) => Ok(Self { _file: file }),

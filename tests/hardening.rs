@@ -264,3 +264,37 @@ fn ids_that_could_leave_their_path_segment_are_refused() {
     let (code, _, stderr) = check_config(&config_text("https://api.atlassian.com", uuid, endpoint, ""), &[]);
     assert_eq!(code, 0, "{stderr}");
 }
+
+#[cfg(unix)]
+#[test]
+fn state_files_are_owner_only() {
+    use forge_otel_sidecar::checkpoint::{Checkpoint, DirLock, Store};
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| {
+        std::fs::metadata(p).map(|m| m.permissions().mode() & 0o777).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+    };
+    let root = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    // The sidecar creates the directory (and a missing parent) itself.
+    let dir = root.path().join("new").join("state");
+    let _lock = DirLock::acquire(&dir).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&root.path().join("new")), 0o700);
+    assert_eq!(mode(&dir.join("sidecar.lock")), 0o600);
+    let store = Store::new(&dir);
+    store.save(&Checkpoint::fresh("prod", "q", 1_000)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(mode(&store.path("prod")), 0o600);
+    let dl = DeadLetter::new(&dir, 1 << 20);
+    dl.write("prod", "HTTP 400", 0, &batch(2)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(mode(dl.path()), 0o600);
+    // A file left world-readable by an earlier version is narrowed on the next write.
+    std::fs::set_permissions(dl.path(), std::fs::Permissions::from_mode(0o644)).unwrap_or_else(|e| panic!("{e}"));
+    dl.write("prod", "HTTP 400", 0, &batch(1)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(mode(dl.path()), 0o600);
+    // A directory the operator made keeps its mode.
+    let theirs = root.path().join("theirs");
+    std::fs::create_dir(&theirs).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o750)).unwrap_or_else(|e| panic!("{e}"));
+    Store::new(&theirs).save(&Checkpoint::fresh("prod", "q", 1_000)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(mode(&theirs), 0o750);
+    assert_eq!(mode(&Store::new(&theirs).path("prod")), 0o600);
+}

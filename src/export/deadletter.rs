@@ -66,9 +66,11 @@ impl DeadLetter {
             return Err(DeadLetterError::Full { path: self.path.clone(), size, cap: self.cap });
         }
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
+            crate::checkpoint::create_private_dir(dir).map_err(io)?;
         }
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(io)?;
+        // Owner-only (0600): the file holds whole records.
+        let mut f = crate::checkpoint::open_private(&self.path, std::fs::OpenOptions::new().create(true).append(true))
+            .map_err(io)?;
         f.write_all(text.as_bytes()).map_err(io)?;
         f.sync_data().map_err(io)?;
         Ok(())
