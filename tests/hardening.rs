@@ -201,7 +201,9 @@ fn endpoint_passwords_are_refused_and_never_echoed() {
     let ok_base = "https://api.atlassian.com";
     let ok_endpoint = "http://127.0.0.1:4318";
     let with_pw = format!("https://user:{PASSWORD}@collector.example:4318");
-    let cases: Vec<(String, Vec<(&str, String)>, &str)> = vec![
+    // (config text, environment, key path the error must name)
+    type Case<'a> = (String, Vec<(&'a str, String)>, &'a str);
+    let cases: Vec<Case> = vec![
         (config_text(ok_base, "demo-app", &with_pw, ""), vec![], "exporter.endpoint"),
         (config_text(ok_base, "demo-app", &format!("user:{PASSWORD}@collector:4318"), ""), vec![], "exporter.endpoint"),
         (

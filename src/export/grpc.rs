@@ -157,10 +157,10 @@ impl GrpcTransport {
 /// statuses tonic mapped keep its mapping (429/502/503/504 retryable).
 pub fn verdict(status: &tonic::Status) -> Verdict {
     let message = status.message();
-    if let Some(code) = message.strip_prefix("grpc-status header missing, mapped from HTTP status code ") {
-        if code.trim().parse::<u16>().is_ok_and(|c| (300..400).contains(&c)) {
-            return Verdict::Retry(None);
-        }
+    if let Some(code) = message.strip_prefix("grpc-status header missing, mapped from HTTP status code ")
+        && code.trim().parse::<u16>().is_ok_and(|c| (300..400).contains(&c))
+    {
+        return Verdict::Retry(None);
     }
     let made_up = [
         "protocol error:",
