@@ -300,3 +300,56 @@ fn state_files_are_owner_only() {
     assert_eq!(mode(&theirs), 0o750);
     assert_eq!(mode(&Store::new(&theirs).path("prod")), 0o600);
 }
+
+#[tokio::test]
+async fn the_forge_client_follows_no_redirect() {
+    use forge_otel_sidecar::config::Config;
+    use forge_otel_sidecar::forge::client::{ForgeClient, ForgeError, Query};
+    use forge_otel_sidecar::forge::wire::PageBuffers;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicU64;
+    // Where the redirect points: it must never see a request (nor the token).
+    let elsewhere_hits = Arc::new(AtomicU64::new(0));
+    let hits = elsewhere_hits.clone();
+    let elsewhere = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let target = format!("http://{}/v1/app/logs/x", elsewhere.local_addr().unwrap_or_else(|e| panic!("{e}")));
+    let app = axum::Router::new().fallback(move || {
+        hits.fetch_add(1, Ordering::Relaxed);
+        async { r#"{"appLogs":[]}"# }
+    });
+    let t1 = tokio::spawn(async move {
+        let _ = axum::serve(elsewhere, app).await;
+    });
+    let api = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap_or_else(|e| panic!("{e}"));
+    let base = format!("http://{}", api.local_addr().unwrap_or_else(|e| panic!("{e}")));
+    let redirect = axum::Router::new().fallback(move || {
+        let target = target.clone();
+        async move { (axum::http::StatusCode::FOUND, [(axum::http::header::LOCATION, target)]) }
+    });
+    let t2 = tokio::spawn(async move {
+        let _ = axum::serve(api, redirect).await;
+    });
+    let text = config_text(&base, "demo-app", "http://127.0.0.1:4318", "");
+    let cfg = Config::from_yaml(&text, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let client = ForgeClient::new(&cfg.forge).unwrap_or_else(|e| panic!("{e}"));
+    let q = Query {
+        app_id: "demo-app",
+        environment_id: "production",
+        start_ms: 1_700_000_000_000,
+        end_ms: 1_700_000_060_000,
+        levels: &[],
+        message: None,
+        sites: &[],
+        cursor: None,
+    };
+    let got = client.fetch(&q, 1, &mut PageBuffers::default()).await;
+    match got {
+        Err(ForgeError::Server { status: 302, message }) => {
+            assert!(message.contains("redirect") && message.contains("not followed"), "{message}")
+        }
+        other => panic!("expected a server-side failure, got {:?}", other.map(|d| d.records.len())),
+    }
+    assert_eq!(elsewhere_hits.load(Ordering::Relaxed), 0, "the redirect was followed");
+    t1.abort();
+    t2.abort();
+}
