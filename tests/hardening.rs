@@ -353,3 +353,16 @@ async fn the_forge_client_follows_no_redirect() {
     t1.abort();
     t2.abort();
 }
+
+#[tokio::test]
+async fn a_partial_success_never_counts_more_than_was_sent() {
+    let rx = Receiver::start().await.unwrap_or_else(|e| panic!("{e}"));
+    for (protocol, endpoint) in [(Protocol::HttpProtobuf, rx.http_endpoint()), (Protocol::Grpc, rx.grpc_endpoint())] {
+        rx.fail_next([Failure::Partial { rejected: i64::MAX }]);
+        let s = setup(&exporter_config(protocol, endpoint));
+        assert_eq!(deliver(&s, &batch(3)).await, Delivered::Accepted { records: 3, rejected: 3 }, "{protocol:?}");
+        assert_eq!(s.metrics.rejected.load(Ordering::Relaxed), 3);
+        assert_eq!(s.metrics.sent.load(Ordering::Relaxed), 0);
+    }
+    rx.stop().await;
+}
