@@ -183,3 +183,47 @@ async fn e5_requests_split_below_the_collector_limit() {
     .check();
     s.proc.terminate(Duration::from_secs(10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e6_e7_redirects_and_html_answers_acknowledge_nothing() {
+    let Some(w) = World::new(sim(600), false).await else { return };
+    let http = w.config("api_token: ${env:FORGE_API_TOKEN}", "", "", "").replace(
+        &format!("  protocol: grpc\n  endpoint: {}", w.rx.grpc_endpoint()),
+        &format!("  protocol: http/protobuf\n  endpoint: {}", w.rx.http_endpoint()),
+    );
+    // E6: a load balancer redirects every request to a page answering 200
+    // for the first 3 s (30 s in the field), then lets them through.
+    w.rx.fail_for(Duration::from_secs(3), Failure::Redirect);
+    let mut s = w.start(&http, &[]);
+    let t = w.wait_all(Duration::from_secs(60)).await;
+    let refused = w.rx.requests() as usize;
+    let landed = w.rx.landing_hits();
+    let retries = s.metric("forge_sidecar_export_retries_total").await;
+    let dead = s.metric("forge_sidecar_dead_lettered_log_records_total").await;
+    let pass = t.lost == 0 && t.dups == 0 && landed == 0 && retries >= 1.0 && dead == 0.0;
+    Row {
+        pass,
+        note: format!(
+            "{} records; {refused} requests, {retries} retried while redirected; {landed} followed to the 200 page",
+            t.received
+        ),
+        ..w.row("E6", "collector endpoint redirects (302 to a 200 page) for its first 3 s", &t)
+    }
+    .check();
+    s.proc.terminate(Duration::from_secs(10));
+    // E7: the next answers are 200 with an HTML page.
+    let before = w.rx.requests();
+    w.rx.fail_next([Failure::Html, Failure::Html, Failure::Html]);
+    let mut s = w.start(&http, &[]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let t = w.wait_all(Duration::from_secs(60)).await;
+    let retries = s.metric("forge_sidecar_export_retries_total").await;
+    let pass = t.lost == 0 && retries >= 3.0 && w.rx.requests() - before >= 4;
+    Row {
+        pass,
+        note: format!("{} records; {retries} retries after HTML answers", t.received),
+        ..w.row("E7", "collector answers 200 with an HTML body (3 times)", &t)
+    }
+    .check();
+    s.proc.terminate(Duration::from_secs(10));
+}

@@ -8,8 +8,8 @@ mod harness;
 
 use std::time::Duration;
 
-use forge_otel_sidecar::simulator::behaviour::{Behaviour, RateLimitStyle};
 use forge_otel_sidecar::simulator::SimConfig;
+use forge_otel_sidecar::simulator::behaviour::{Behaviour, RateLimitStyle};
 use harness::*;
 
 fn sim(history_s: u64, behaviour: Behaviour) -> SimConfig {
@@ -22,7 +22,13 @@ fn sim(history_s: u64, behaviour: Behaviour) -> SimConfig {
 async fn r12_interval_at_the_budgets_pace_starves_no_pass() {
     let cfg = SimConfig { late_fraction: 0.3, max_late: Duration::from_secs(3), ..sim(600, Behaviour::default()) };
     let Some(w) = World::new(cfg, true).await else { return };
-    let config = w.config("api_token: ${env:FORGE_API_TOKEN}", "  interval: 100ms\n  settle_delay: 300ms\n  late_arrival: 4s\n  initial_lookback: 10m", "", "")
+    let config = w
+        .config(
+            "api_token: ${env:FORGE_API_TOKEN}",
+            "  interval: 100ms\n  settle_delay: 300ms\n  late_arrival: 4s\n  initial_lookback: 10m",
+            "",
+            "",
+        )
         .replace("  interval: 500ms\n  settle_delay: 500ms\n  late_arrival: 4s\n  initial_lookback: 30m\n", "");
     let mut s = w.start(&config, &[]);
     tokio::time::sleep(Duration::from_secs(20)).await;

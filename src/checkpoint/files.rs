@@ -101,3 +101,33 @@ mod tests {
         assert!(remove(&path).is_ok(), "already gone");
     }
 }
+/// Creates `dir` (and any missing parent) for the owner only (0700), when
+/// it does not exist yet: checkpoints and dead letters hold whole records.
+/// A directory that exists keeps the mode its owner gave it.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+/// Opens a state file with `options`, created 0600 whatever the umask; a
+/// file already there from an earlier version is narrowed to 0600 as well
+/// (best effort: it may belong to someone else).
+pub fn open_private(path: &Path, options: &mut std::fs::OpenOptions) -> std::io::Result<std::fs::File> {
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(options, 0o600);
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if file.metadata().is_ok_and(|m| m.permissions().mode() & 0o077 != 0) {
+            let _ = file.set_permissions(std::fs::Permissions::from_mode(0o600));
+        }
+    }
+    Ok(file)
+}

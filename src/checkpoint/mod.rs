@@ -46,6 +46,7 @@ use std::path::{Path, PathBuf};
 
 pub use crate::progress::{Pass, Progress, Window};
 pub use delivered::{Delivered, FingerprintHasher};
+pub use files::{create_private_dir, open_private};
 pub use journal::ENTRY_LEN;
 pub use lock::DirLock;
 pub use marks::{Checkpoint, VERSION};

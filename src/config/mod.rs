@@ -17,6 +17,7 @@ pub mod expand;
 pub mod otel_env;
 pub mod print;
 pub mod raw;
+mod trust;
 mod validate;
 
 use std::collections::BTreeSet;
@@ -80,6 +81,8 @@ pub struct TelemetryOtlp {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ForgeConfig {
     pub base_url: String,
+    /// `http://` to a host other than loopback (off: the token would travel in clear).
+    pub allow_insecure_http: bool,
     pub email: String,
     #[serde(flatten)]
     pub token: TokenSource,

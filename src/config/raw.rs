@@ -87,6 +87,7 @@ pub struct RawTelemetryOtlp {
 #[serde(deny_unknown_fields)]
 pub struct RawForge {
     pub base_url: Option<String>,
+    pub allow_insecure_http: Option<Lenient<bool>>,
     pub email: Option<String>,
     pub api_token: Option<String>,
     pub api_token_file: Option<String>,

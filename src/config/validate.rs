@@ -8,7 +8,11 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use super::raw::{self, Lenient, Scalar};
+use super::trust;
 use super::*;
+
+/// Endpoints never carry passwords: they would be printed and logged.
+const CREDENTIALS_IN_ENDPOINT: &str = "must not carry credentials (user:password@); put them in exporter.headers (e.g. Authorization), which are redacted";
 
 const LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
 
@@ -89,10 +93,6 @@ pub fn is_site_id(s: &str) -> bool {
         && site.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
 }
 
-fn is_plain_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 200 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
-}
-
 pub fn validate(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
     let mut errs = Errors(Vec::new());
     let forge = forge(raw.forge, &mut errs);
@@ -155,7 +155,10 @@ fn telemetry(raw: &raw::RawTelemetry, exporter: &ExporterConfig, errs: &mut Erro
     }
     let endpoint = o.endpoint.clone().unwrap_or_else(|| exporter.base_endpoint());
     if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-        errs.push("telemetry.otlp.endpoint", format!("`{endpoint}` must start with http:// or https://"));
+        let shown = trust::redact_url(&endpoint);
+        errs.push("telemetry.otlp.endpoint", format!("`{shown}` must start with http:// or https://"));
+    } else if trust::has_userinfo(&endpoint) {
+        errs.push("telemetry.otlp.endpoint", CREDENTIALS_IN_ENDPOINT);
     }
     let interval = errs.duration("telemetry.otlp.interval", &o.interval, Duration::from_secs(60));
     if interval.is_zero() {
@@ -170,10 +173,17 @@ fn forge(raw: Option<raw::RawForge>, errs: &mut Errors) -> ForgeConfig {
         Default::default()
     });
     let base_url = raw.base_url.unwrap_or_else(|| "https://api.atlassian.com".into()).trim_end_matches('/').to_string();
+    let allow_insecure_http = errs.number("forge.allow_insecure_http", &raw.allow_insecure_http, false);
     if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
         errs.push("forge.base_url", "must start with http:// or https://");
-    } else if base_url.contains('@') {
-        errs.push("forge.base_url", "must not carry credentials; use forge.email and forge.api_token");
+    } else if trust::has_userinfo(&base_url) {
+        errs.push("forge.base_url", "must not carry credentials (user:password@); use forge.email and forge.api_token");
+    } else if base_url.starts_with("http://") && !allow_insecure_http && !trust::is_loopback(&base_url) {
+        errs.push(
+            "forge.base_url",
+            "plain http:// only to a loopback host (127.0.0.0/8, ::1, localhost), since the API token goes with \
+             every call: use https://, or set forge.allow_insecure_http: true on a network you trust",
+        );
     }
     let email = raw.email.unwrap_or_default().trim().to_string();
     if email.is_empty() {
@@ -224,6 +234,7 @@ fn forge(raw: Option<raw::RawForge>, errs: &mut Errors) -> ForgeConfig {
     }
     ForgeConfig {
         base_url,
+        allow_insecure_http,
         email,
         token,
         request_timeout,
@@ -248,14 +259,14 @@ fn sources(raw: Option<Vec<raw::RawSource>>, errs: &mut Errors) -> Vec<SourceCon
         let app_id = s.app_id.unwrap_or_default().trim().to_string();
         if app_id.is_empty() {
             errs.push(format!("{p}.app_id"), "required");
-        } else if !is_plain_id(&app_id) {
-            errs.push(format!("{p}.app_id"), "not an app id (letters, digits and - only)");
+        } else if let Some(why) = trust::id_problem(&app_id) {
+            errs.push(format!("{p}.app_id"), format!("not an app id: {why}"));
         }
         let environment_id = s.environment_id.unwrap_or_default().trim().to_string();
         if environment_id.is_empty() {
             errs.push(format!("{p}.environment_id"), "required");
-        } else if !is_plain_id(&environment_id) {
-            errs.push(format!("{p}.environment_id"), "not an environment id (letters, digits and - only)");
+        } else if let Some(why) = trust::id_problem(&environment_id) {
+            errs.push(format!("{p}.environment_id"), format!("not an environment id: {why}"));
         }
         let name = s.name.unwrap_or_else(|| environment_id.clone());
         if !names.insert(name.clone()) {
@@ -373,7 +384,10 @@ fn exporter(raw: raw::RawExporter, env: EnvLookup<'_>, errs: &mut Errors) -> Exp
             },
         );
     if protocol != Protocol::Stdout && !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-        errs.push("exporter.endpoint", format!("`{endpoint}` must start with http:// or https://"));
+        let shown = trust::redact_url(&endpoint);
+        errs.push("exporter.endpoint", format!("`{shown}` must start with http:// or https://"));
+    } else if trust::has_userinfo(&endpoint) {
+        errs.push("exporter.endpoint", CREDENTIALS_IN_ENDPOINT);
     }
     let headers: Vec<(String, Secret)> = match raw.headers {
         Some(map) => map.into_iter().map(|(k, v)| (k, Secret::new(v))).collect(),

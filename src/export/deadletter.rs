@@ -88,14 +88,16 @@ impl DeadLetter {
         let _g = lock(&self.guard);
         let io = |source| DeadLetterError::Io { path: self.path.clone(), source };
         if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
+            crate::checkpoint::create_private_dir(dir).map_err(io)?;
         }
         let _file_lock = FileLock::take(&self.path).map_err(io)?;
         let size = std::fs::metadata(&self.path).map(|m| m.len()).unwrap_or(0);
         if capped && size + text.len() as u64 > self.cap {
             return Err(DeadLetterError::Full { path: self.path.clone(), size, cap: self.cap });
         }
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).map_err(io)?;
+        // Owner-only (0600): the file holds whole records.
+        let mut f = crate::checkpoint::open_private(&self.path, std::fs::OpenOptions::new().create(true).append(true))
+            .map_err(io)?;
         f.write_all(text.as_bytes()).map_err(io)?;
         f.sync_data().map_err(io)?;
         Ok(())

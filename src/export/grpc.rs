@@ -3,6 +3,12 @@
 //! The channel connects lazily, so start-up does not fail while the
 //! collector is down; each call carries the configured headers as
 //! metadata and waits for the server's answer.
+//!
+//! tonic checks neither the HTTP status of a 200 nor the content type, and
+//! turns an answer that is not gRPC at all (a proxy's redirect, an HTML
+//! page, a body that is no gRPC frame) into a status of its own making:
+//! [`verdict`] retries those, since the path to the collector misbehaves
+//! rather than the collector refusing the records. None is ever a success.
 
 use std::time::Duration;
 
@@ -18,6 +24,12 @@ use super::retry::{Verdict, classify_grpc, grpc_retry_info};
 use super::{SendError, SetupError};
 use crate::config::{Compression, ExporterConfig};
 use crate::convert::Batch;
+
+/// Starts the status message of an answer that was no `ExportLogsServiceResponse`.
+const NOT_OTLP: &str = "answer is not an OTLP response";
+
+/// Largest answer message read (the answer is a few bytes).
+const MAX_ANSWER_BYTES: usize = 4 << 20;
 
 /// The OTLP logs Export method.
 const EXPORT_PATH: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
@@ -60,7 +72,9 @@ impl Decoder for ResponseDecoder {
     type Error = tonic::Status;
 
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Self::Error> {
-        ExportLogsServiceResponse::decode(src).map(Some).map_err(|e| tonic::Status::internal(e.to_string()))
+        ExportLogsServiceResponse::decode(src)
+            .map(Some)
+            .map_err(|e| tonic::Status::internal(format!("{NOT_OTLP}: {e}")))
     }
 }
 
@@ -93,7 +107,7 @@ impl GrpcTransport {
             endpoint = endpoint.tls_config(tls).map_err(|e| SetupError(format!("exporter.tls: {e}")))?;
         }
         let channel = endpoint.connect_lazy();
-        let mut client = tonic::client::Grpc::new(channel).max_decoding_message_size(16 << 20);
+        let mut client = tonic::client::Grpc::new(channel).max_decoding_message_size(MAX_ANSWER_BYTES);
         client = match cfg.compression {
             Compression::None => client,
             Compression::Gzip => client.send_compressed(CompressionEncoding::Gzip),
@@ -126,14 +140,71 @@ impl GrpcTransport {
                 Ok((u64::try_from(partial.rejected_log_records).unwrap_or(0), partial.error_message))
             }
             Err(status) => {
-                let info = grpc_retry_info(status.details());
-                let verdict = classify_grpc(status.code(), info);
+                let verdict = verdict(&status);
                 let mut message = format!("gRPC {:?}: {}", status.code(), status.message());
                 if matches!(verdict, Verdict::Retry(_)) && status.message().is_empty() {
                     message = format!("gRPC {:?} (collector unreachable or busy)", status.code());
                 }
                 Err(SendError { verdict, message })
             }
+        }
+    }
+}
+
+/// What a failed call means. Statuses the server sent go by the OTLP
+/// table; those tonic made up for an answer that was not gRPC are retried
+/// (a 3xx, an HTML 200, a missing or undecodable message), and HTTP
+/// statuses tonic mapped keep its mapping (429/502/503/504 retryable).
+pub fn verdict(status: &tonic::Status) -> Verdict {
+    let message = status.message();
+    if let Some(code) = message.strip_prefix("grpc-status header missing, mapped from HTTP status code ")
+        && code.trim().parse::<u16>().is_ok_and(|c| (300..400).contains(&c))
+    {
+        return Verdict::Retry(None);
+    }
+    let made_up = [
+        "protocol error:",
+        "Missing response message",
+        "Unexpected EOF decoding stream",
+        "Error decompressing",
+        NOT_OTLP,
+    ];
+    if status.code() == tonic::Code::Internal && made_up.iter().any(|p| message.starts_with(p)) {
+        return Verdict::Retry(None);
+    }
+    classify_grpc(status.code(), grpc_retry_info(status.details()))
+}
+
+#[cfg(test)]
+mod tests {
+    use tonic::{Code, Status};
+
+    use super::{Verdict, verdict};
+
+    #[test]
+    fn answers_that_are_not_grpc_are_retried() {
+        let cases = [
+            (Status::new(Code::Unknown, "grpc-status header missing, mapped from HTTP status code 302"), true),
+            (Status::new(Code::Unknown, "grpc-status header missing, mapped from HTTP status code 307"), true),
+            (Status::new(Code::Unknown, "grpc-status header missing, mapped from HTTP status code 500"), false),
+            (Status::new(Code::Unavailable, "grpc-status header missing, mapped from HTTP status code 503"), true),
+            (Status::new(Code::Unimplemented, "grpc-status header missing, mapped from HTTP status code 404"), false),
+            (
+                Status::internal(
+                    "protocol error: received message with invalid compression flag: 60 (valid flags are 0 and 1) while receiving response with status: 200 OK",
+                ),
+                true,
+            ),
+            (Status::internal("Missing response message."), true),
+            (Status::internal("Unexpected EOF decoding stream."), true),
+            (Status::internal("answer is not an OTLP response: buffer underflow"), true),
+            // From the collector itself: the OTLP table decides.
+            (Status::internal("something broke"), false),
+            (Status::invalid_argument("bad record"), false),
+            (Status::unavailable(""), true),
+        ];
+        for (status, retried) in cases {
+            assert_eq!(matches!(verdict(&status), Verdict::Retry(_)), retried, "{status:?}");
         }
     }
 }

@@ -1,17 +1,27 @@
 //! OTLP/HTTP (protobuf or JSON) with reqwest, POSTing to `{endpoint}/v1/logs`
 //! (or to a signal-specific endpoint as given).
+//!
+//! Only an OTLP answer acknowledges: redirects are never followed (reqwest
+//! would turn the POST into a GET of a page that answers 200), and a 2xx
+//! counts only with an empty body or an `ExportLogsServiceResponse` of the
+//! expected content type. Anything else is a retryable failure, so the
+//! checkpoint holds. The answer body is read up to [`MAX_ANSWER_BYTES`].
 
 use std::io::Write;
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use prost::Message;
-use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, LOCATION};
 
 use super::retry::{Verdict, classify_http, retry_after_header};
 use super::{SendError, SetupError};
 use crate::config::{Compression, ExporterConfig, Protocol};
 use crate::convert::Batch;
+
+/// Largest collector answer read; an OTLP response is a few bytes, and a
+/// hostile or broken endpoint must not make the sidecar buffer without end.
+pub const MAX_ANSWER_BYTES: usize = 4 << 20;
 
 pub struct HttpTransport {
     client: reqwest::Client,
@@ -38,7 +48,10 @@ impl HttpTransport {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        let mut builder = reqwest::Client::builder().timeout(cfg.timeout).default_headers(headers);
+        let mut builder = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .default_headers(headers)
+            .redirect(reqwest::redirect::Policy::none());
         if let Some(ca) = &cfg.tls.ca_file {
             let pem = std::fs::read(ca).map_err(|e| SetupError(format!("exporter.tls.ca_file: {e}")))?;
             let cert =
@@ -99,27 +112,100 @@ impl HttpTransport {
         })?;
         let status = resp.status().as_u16();
         let retry_after = retry_after_header(resp.headers());
-        let bytes = resp.bytes().await.unwrap_or_default();
+        let header = |name| resp.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::to_string);
+        let (content_type, location) = (header(CONTENT_TYPE), header(LOCATION));
+        let (bytes, complete) = read_capped(resp, MAX_ANSWER_BYTES).await;
+        let retry = |message: String| SendError { verdict: Verdict::Retry(None), message };
         if (200..300).contains(&status) {
-            let answer = if bytes.is_empty() {
-                ExportLogsServiceResponse::default()
-            } else if self.json {
-                serde_json::from_slice(&bytes).unwrap_or_default()
-            } else {
-                ExportLogsServiceResponse::decode(bytes.as_ref()).unwrap_or_default()
-            };
+            if !complete {
+                return Err(retry(format!(
+                    "HTTP {status} from {} with an answer over {MAX_ANSWER_BYTES} bytes or cut short; not an OTLP answer",
+                    self.url
+                )));
+            }
+            let answer = otlp_answer(content_type.as_deref(), &bytes, self.json).map_err(|why| {
+                retry(format!("HTTP {status} from {} is not an OTLP answer ({why}): {}", self.url, snippet(&bytes)))
+            })?;
             let partial = answer.partial_success.unwrap_or_default();
             return Ok((u64::try_from(partial.rejected_log_records).unwrap_or(0), partial.error_message));
         }
-        let text: String = String::from_utf8_lossy(&bytes).chars().take(200).collect();
+        if (300..400).contains(&status) {
+            let to = location.as_deref().map(redact_url).unwrap_or_else(|| "nowhere".into());
+            return Err(SendError {
+                verdict: classify_http(status, retry_after),
+                message: format!(
+                    "HTTP {status} from {} redirects to {to}; redirects are not followed: set exporter.endpoint to the collector itself",
+                    self.url
+                ),
+            });
+        }
         Err(SendError {
             verdict: classify_http(status, retry_after),
-            message: format!("HTTP {status} from {}: {text}", self.url),
+            message: format!("HTTP {status} from {}: {}", self.url, snippet(&bytes)),
         })
     }
 }
 
 pub use crate::net::error_chain;
+
+/// Reads an answer body up to `max` bytes: the bytes, and whether that was
+/// all of it (false when over `max` or broken off).
+async fn read_capped(mut resp: reqwest::Response, max: usize) -> (Vec<u8>, bool) {
+    let mut body = Vec::new();
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = max - body.len();
+                if chunk.len() > room {
+                    body.extend_from_slice(&chunk[..room]);
+                    return (body, false);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return (body, true),
+            Err(_) => return (body, false),
+        }
+    }
+}
+
+/// The acknowledgement in a 2xx answer, or why it is none: an empty body
+/// (the specification allows it), else an `ExportLogsServiceResponse` in
+/// the content type of the request.
+pub fn otlp_answer(content_type: Option<&str>, body: &[u8], json: bool) -> Result<ExportLogsServiceResponse, String> {
+    if body.is_empty() {
+        return Ok(ExportLogsServiceResponse::default());
+    }
+    let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let want = if json { "application/json" } else { "application/x-protobuf" };
+    if media != want {
+        let got = if media.is_empty() { "none" } else { media.as_str() };
+        return Err(format!("content type {got}, expected {want}"));
+    }
+    if json {
+        serde_json::from_slice(body).map_err(|e| format!("not an ExportLogsServiceResponse: {e}"))
+    } else {
+        ExportLogsServiceResponse::decode(body).map_err(|e| format!("not an ExportLogsServiceResponse: {e}"))
+    }
+}
+
+/// The start of an answer body for an error message.
+fn snippet(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).chars().take(200).collect()
+}
+
+/// A URL from an answer (a redirect's target) without any credentials in it.
+fn redact_url(text: &str) -> String {
+    match reqwest::Url::parse(text) {
+        Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.to_string()
+        }
+        Ok(url) => url.to_string(),
+        // Relative or unreadable: shown without anything before an `@`.
+        Err(_) => snippet(text.rsplit('@').next().unwrap_or("").as_bytes()),
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -129,5 +215,47 @@ mod tests {
         assert_eq!(super::logs_url("http://c:4318/"), "http://c:4318/v1/logs");
         assert_eq!(super::logs_url("http://c:4318/v1/logs"), "http://c:4318/v1/logs");
         assert_eq!(super::logs_url("https://x/otlp"), "https://x/otlp/v1/logs");
+    }
+
+    #[test]
+    fn only_otlp_answers_acknowledge() {
+        use super::otlp_answer;
+        use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsPartialSuccess, ExportLogsServiceResponse};
+        use prost::Message;
+        let partial = ExportLogsServiceResponse {
+            partial_success: Some(ExportLogsPartialSuccess { rejected_log_records: 3, error_message: "x".into() }),
+        };
+        let proto = partial.encode_to_vec();
+        let json = serde_json::to_vec(&partial).unwrap_or_default();
+        let pb = Some("application/x-protobuf");
+        let js = Some("application/json; charset=utf-8");
+        assert_eq!(otlp_answer(pb, &proto, false), Ok(partial.clone()));
+        assert_eq!(otlp_answer(Some("Application/X-Protobuf"), &proto, false), Ok(partial.clone()));
+        assert_eq!(otlp_answer(js, &json, true), Ok(partial.clone()));
+        assert_eq!(otlp_answer(js, b"{}", true), Ok(ExportLogsServiceResponse::default()));
+        // The specification allows an empty body, whatever the type says.
+        assert_eq!(otlp_answer(Some("text/html"), b"", false), Ok(ExportLogsServiceResponse::default()));
+        assert_eq!(otlp_answer(None, b"", true), Ok(ExportLogsServiceResponse::default()));
+        let html = b"<!doctype html><html><body>Welcome</body></html>";
+        for (ct, body, json) in [
+            (Some("text/html"), &html[..], false),
+            (Some("text/html"), &html[..], true),
+            (None, &proto[..], false),
+            (js, &proto[..], false),
+            (pb, &json[..], true),
+            (js, &html[..], true),
+            (pb, &html[..], false),
+            (js, b"[1,2]", true),
+        ] {
+            assert!(otlp_answer(ct, body, json).is_err(), "{ct:?} {json}");
+        }
+    }
+
+    #[test]
+    fn redirect_targets_lose_credentials() {
+        assert_eq!(super::redact_url("https://u:hunter2@lb.example/x"), "https://lb.example/x");
+        assert_eq!(super::redact_url("https://lb.example/x"), "https://lb.example/x");
+        assert_eq!(super::redact_url("/login"), "/login");
+        assert!(!super::redact_url("//u:hunter2@lb/x").contains("hunter2"));
     }
 }

@@ -138,6 +138,8 @@ impl Exporter {
             let now_ms = system_millis(SystemTime::now());
             let err = match result {
                 Ok((rejected, message)) => {
+                    // The collector's figure, capped: it cannot refuse more than was sent.
+                    let rejected = rejected.min(records);
                     if rejected > 0 {
                         tracing::warn!(source = %metrics.source, rejected, message = %message, "collector accepted the request partially");
                         SourceMetrics::add(&metrics.rejected, rejected);

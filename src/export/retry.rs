@@ -1,7 +1,9 @@
 //! Which export failures to retry, after the OTLP specification.
 //!
 //! HTTP: 429, 502, 503 and 504 are retryable and honour `Retry-After`;
-//! every other 4xx/5xx is permanent. gRPC: UNAVAILABLE, CANCELLED,
+//! so is a 3xx (redirects are not followed: a proxy or load balancer in the
+//! way is a fault of the path, not a refusal of the records); every other
+//! 4xx/5xx is permanent. gRPC: UNAVAILABLE, CANCELLED,
 //! DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE and DATA_LOSS are retryable;
 //! RESOURCE_EXHAUSTED only when the server sent RetryInfo; the rest are
 //! permanent. Connection errors and timeouts are retryable.
@@ -18,11 +20,11 @@ pub enum Verdict {
     Permanent,
 }
 
-pub use crate::net::{parse_retry_after, retry_after_header};
+pub use crate::net::{MAX_SERVER_DELAY, parse_retry_after, rate_limit_reset, retry_after_header, server_delay};
 
 pub fn classify_http(status: u16, retry_after: Option<Duration>) -> Verdict {
     match status {
-        429 | 502 | 503 | 504 => Verdict::Retry(retry_after),
+        300..=399 | 429 | 502 | 503 | 504 => Verdict::Retry(retry_after),
         _ => Verdict::Permanent,
     }
 }
@@ -84,7 +86,8 @@ pub fn grpc_retry_info(details: &[u8]) -> Option<Duration> {
     let status = rpc::Status::decode(details).ok()?;
     let any = status.details.iter().find(|a| a.type_url == RETRY_INFO_TYPE)?;
     let d = rpc::RetryInfo::decode(any.value.as_slice()).ok()?.retry_delay?;
-    Some(Duration::new(u64::try_from(d.seconds).ok()?, u32::try_from(d.nanos).ok()?))
+    let nanos = u32::try_from(d.nanos).ok().filter(|n| *n < 1_000_000_000)?;
+    Some(Duration::new(u64::try_from(d.seconds).ok()?, nanos).min(MAX_SERVER_DELAY))
 }
 
 /// Status details carrying RetryInfo, for test servers.
@@ -103,8 +106,9 @@ pub fn grpc_retry_details(code: Code, delay: Duration) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use std::time::SystemTime;
+
+    use super::*;
 
     #[test]
     fn http_table() {
@@ -120,6 +124,10 @@ mod tests {
             (404, None, Verdict::Permanent),
             (413, None, Verdict::Permanent),
             (500, d, Verdict::Permanent),
+            (301, None, Verdict::Retry(None)),
+            (302, None, Verdict::Retry(None)),
+            (307, d, Verdict::Retry(d)),
+            (308, None, Verdict::Retry(None)),
         ];
         for (status, ra, want) in cases {
             assert_eq!(classify_http(status, ra), want, "{status}");
@@ -162,10 +170,72 @@ mod tests {
     }
 
     #[test]
+    fn retry_after_is_capped() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(parse_retry_after("18446744073709551615", now), Some(MAX_SERVER_DELAY));
+        assert_eq!(parse_retry_after("99999999999999999999999", now), Some(MAX_SERVER_DELAY));
+        assert_eq!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now), Some(MAX_SERVER_DELAY));
+        assert_eq!(parse_retry_after("-5", now), None);
+        assert_eq!(parse_retry_after("", now), None);
+        // The exporter adds the delay to an Instant: the cap keeps that sum valid.
+        let _ = std::time::Instant::now() + parse_retry_after("18446744073709551615", now).unwrap_or_default();
+    }
+
+    #[test]
+    fn rate_limit_reset_table() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let max = Duration::from_secs(600);
+        let s = Duration::from_secs;
+        let cases: [(&str, Option<Duration>); 22] = [
+            ("1700000030", Some(s(30))),
+            ("1700000030.2", Some(s(31))),
+            ("1700000030.000", Some(s(30))),
+            (" 1700000030 ", Some(s(30))),
+            ("1699999990", Some(Duration::ZERO)),
+            ("1800000000", Some(max)),
+            ("18446744073709551615", Some(max)),
+            ("184467440737095516150000", Some(max)),
+            ("45", Some(s(45))),
+            ("0", Some(Duration::ZERO)),
+            ("2023-11-14T22:13:50Z", Some(s(30))),
+            ("2023-11-14T22:13:50.500Z", Some(Duration::from_millis(30_500))),
+            ("2023-11-14T22:13:50.123456789Z", Some(Duration::from_millis(30_123))),
+            ("2023-11-15T00:13:50+02:00", Some(s(30))),
+            ("2023-11-14T21:13:50-0100", Some(s(30))),
+            ("2023-11-14T22:13:00Z", Some(Duration::ZERO)),
+            ("9999-12-31T23:59:59Z", Some(max)),
+            ("2023-11-14T22:13:50", None),
+            ("2023-11-14T22:13:50.Z", None),
+            ("2023-13-14T22:13:50Z", None),
+            ("2023-11-14T22:13:50+25:00", None),
+            ("soon", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(rate_limit_reset(text, now, max), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn server_delay_prefers_retry_after() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let max = Duration::from_secs(600);
+        let mut h = reqwest::header::HeaderMap::new();
+        h.insert("x-ratelimit-reset", reqwest::header::HeaderValue::from_static("1700000050"));
+        assert_eq!(server_delay(&h, now, max), Some(Duration::from_secs(50)));
+        h.insert("retry-after", reqwest::header::HeaderValue::from_static("7"));
+        assert_eq!(server_delay(&h, now, max), Some(Duration::from_secs(7)));
+        h.insert("retry-after", reqwest::header::HeaderValue::from_static("18446744073709551615"));
+        assert_eq!(server_delay(&h, now, max), Some(max));
+        assert_eq!(server_delay(&reqwest::header::HeaderMap::new(), now, max), None);
+    }
+
+    #[test]
     fn retry_info_round_trip() {
         let bytes = grpc_retry_details(Code::ResourceExhausted, Duration::from_millis(1500));
         assert_eq!(grpc_retry_info(&bytes), Some(Duration::from_millis(1500)));
         assert_eq!(grpc_retry_info(b"garbage"), None);
         assert_eq!(grpc_retry_info(&[]), None);
+        let huge = grpc_retry_details(Code::ResourceExhausted, Duration::from_secs(i64::MAX as u64));
+        assert_eq!(grpc_retry_info(&huge), Some(MAX_SERVER_DELAY));
     }
 }

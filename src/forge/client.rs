@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
 use base64::Engine;
-use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, LOCATION};
 
 use crate::config::{ForgeConfig, TokenSource};
 use crate::net::{error_chain, rate_limit_delay, server_date};
@@ -104,7 +104,8 @@ impl ForgeClient {
             .timeout(cfg.request_timeout)
             .connect_timeout(cfg.request_timeout.min(Duration::from_secs(10)))
             .user_agent(concat!(env!("CARGO_PKG_NAME"), "/", env!("CARGO_PKG_VERSION")))
-            // A redirect is an answer of its own, never followed with the credentials.
+            // A redirect would carry the credentials to wherever it points; a
+            // 3xx is reported as a server-side failure instead.
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ForgeError::Transport(error_chain(&e)))?;
@@ -119,9 +120,7 @@ impl ForgeClient {
     }
 
     fn url(&self, q: &Query<'_>) -> Result<reqwest::Url, ForgeError> {
-        let mut url = reqwest::Url::parse(&format!("{}/v1/app/logs/", self.base_url))
-            .and_then(|u| u.join(q.app_id))
-            .map_err(|e| ForgeError::Transport(format!("bad forge.base_url: {e}")))?;
+        let mut url = logs_url(&self.base_url, q.app_id)?;
         {
             let mut p = url.query_pairs_mut();
             p.append_pair("environmentId", q.environment_id);
@@ -165,6 +164,7 @@ impl ForgeClient {
             self.clock.observe(date, std::time::SystemTime::now());
         }
         let retry_after = rate_limit_delay(resp.headers(), std::time::SystemTime::now());
+        let location = resp.headers().get(LOCATION).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
         let content_type =
             resp.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_ascii_lowercase();
         if resp.content_length().is_some_and(|n| n > self.max_bytes) {
@@ -172,7 +172,11 @@ impl ForgeClient {
         }
         self.read_capped(resp, body).await?;
         if status != 200 {
-            let message = error_message(body);
+            let mut message = error_message(body);
+            if let Some(to) = location.filter(|_| (300..400).contains(&status)) {
+                let to: String = to.rsplit('@').next().unwrap_or("").chars().take(200).collect();
+                message = format!("redirect to {to} not followed (check forge.base_url)");
+            }
             return Err(match status {
                 429 => ForgeError::RateLimited { retry_after },
                 401 | 403 => ForgeError::Auth { status, message },
@@ -213,6 +217,23 @@ impl ForgeClient {
     }
 }
 
+/// `{base}/v1/app/logs/{app_id}`, the app id percent-encoded as one path
+/// segment whatever it holds: `Url::join` would read `host:port/` or `..`
+/// in it as a new address. Config validation refuses such ids already.
+fn logs_url(base_url: &str, app_id: &str) -> Result<reqwest::Url, ForgeError> {
+    // A URL has no way to hold these as a segment: they mean "here" and "up".
+    if matches!(app_id, "" | "." | "..") {
+        return Err(ForgeError::NotFound { message: format!("`{app_id}` is not an app id") });
+    }
+    let bad = |e: String| ForgeError::Transport(format!("bad forge.base_url: {e}"));
+    let mut url = reqwest::Url::parse(base_url).map_err(|e| bad(e.to_string()))?;
+    url.path_segments_mut()
+        .map_err(|()| bad("cannot carry a path".into()))?
+        .pop_if_empty()
+        .extend(["v1", "app", "logs", app_id]);
+    Ok(url)
+}
+
 /// The `message` of a JSON error body, else the start of the body.
 fn error_message(body: &[u8]) -> String {
     #[derive(serde::Deserialize)]
@@ -222,5 +243,35 @@ fn error_message(body: &[u8]) -> String {
     match serde_json::from_slice::<E>(body) {
         Ok(E { message: Some(m) }) => m,
         _ => String::from_utf8_lossy(body).chars().take(200).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::logs_url;
+
+    #[test]
+    fn the_app_id_stays_one_path_segment() {
+        let url = |base: &str, id: &str| logs_url(base, id).map(|u| u.to_string()).unwrap_or_default();
+        let api = "https://api.atlassian.com";
+        assert_eq!(url(api, "0f7c6a1e-2b3c"), "https://api.atlassian.com/v1/app/logs/0f7c6a1e-2b3c");
+        assert_eq!(url("https://proxy.example/forge/", "a"), "https://proxy.example/forge/v1/app/logs/a");
+        for (id, want) in [
+            ("evil.example:443", "https://api.atlassian.com/v1/app/logs/evil.example:443"),
+            ("//evil.example/x", "https://api.atlassian.com/v1/app/logs/%2F%2Fevil.example%2Fx"),
+            ("a?b#c", "https://api.atlassian.com/v1/app/logs/a%3Fb%23c"),
+            ("%2e%2e", "https://api.atlassian.com/v1/app/logs/%252e%252e"),
+            ("u:p@evil", "https://api.atlassian.com/v1/app/logs/u:p@evil"),
+        ] {
+            let got = logs_url(api, id).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(got.as_str(), want);
+            assert_eq!(got.host_str(), Some("api.atlassian.com"), "{id}");
+            assert_eq!(got.path_segments().map(Iterator::count), Some(4), "{id}: {got}");
+            assert!(got.query().is_none() && got.fragment().is_none(), "{id}");
+        }
+        for id in ["", ".", ".."] {
+            assert!(logs_url(api, id).is_err(), "{id}");
+        }
+        assert!(logs_url("mailto:x@y", "a").is_err());
     }
 }

@@ -1,6 +1,8 @@
 //! An in-process OTLP receiver: a tonic gRPC server and an axum
 //! `/v1/logs` route (protobuf or JSON, gzip or zstd) that record every
-//! accepted record and can be told to fail.
+//! accepted record and can be told to fail: with an HTTP status or gRPC
+//! code, a partial success, a redirect to a page that answers 200 HTML (a
+//! load balancer in the way), or a 200 whose body is an HTML page.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -40,7 +42,16 @@ pub enum Failure {
     Grpc { code: tonic::Code, retry_info: Option<Duration> },
     /// Accept, but report this many records rejected.
     Partial { rejected: i64 },
+    /// HTTP: 302 to [`LANDING`] on the same server, which answers any
+    /// method with 200 and an HTML page. gRPC: UNAVAILABLE.
+    Redirect,
+    /// HTTP: 200 with an HTML page as the body. gRPC: UNAVAILABLE.
+    Html,
 }
+
+/// Where [`Failure::Redirect`] sends the client.
+pub const LANDING: &str = "/landing";
+const LANDING_PAGE: &str = "<!doctype html><html><body><h1>Welcome</h1></body></html>";
 
 #[derive(Default)]
 struct State {
@@ -49,6 +60,8 @@ struct State {
     request_sizes: Mutex<Vec<usize>>,
     script: Mutex<VecDeque<Failure>>,
     always: Mutex<Option<Failure>>,
+    until: Mutex<Option<(std::time::Instant, Failure)>>,
+    landing_hits: AtomicU64,
     metrics: Mutex<Vec<ExportMetricsServiceRequest>>,
     request_times: Mutex<Vec<std::time::Instant>>,
 }
@@ -57,7 +70,11 @@ impl State {
     fn next_failure(&self) -> Option<Failure> {
         self.requests.fetch_add(1, Ordering::Relaxed);
         lock(&self.request_times).push(std::time::Instant::now());
-        lock(&self.script).pop_front().or_else(|| lock(&self.always).clone())
+        let timed = || {
+            let until = lock(&self.until);
+            until.as_ref().filter(|(end, _)| std::time::Instant::now() < *end).map(|(_, f)| f.clone())
+        };
+        lock(&self.script).pop_front().or_else(timed).or_else(|| lock(&self.always).clone())
     }
 
     fn accept(&self, req: ExportLogsServiceRequest, size: usize, rejected: i64) -> ExportLogsServiceResponse {
@@ -159,9 +176,11 @@ impl Receiver {
         });
         let st = state.clone();
         let st2 = state.clone();
+        let st3 = state.clone();
         let router = axum::Router::new()
             .route("/v1/logs", axum::routing::post(move |h: HeaderMap, b: Bytes| http_logs(st.clone(), h, b)))
             .route("/v1/metrics", axum::routing::post(move |b: Bytes| http_metrics(st2.clone(), b)))
+            .route(LANDING, axum::routing::any(move || landing(st3.clone())))
             .layer(axum::extract::DefaultBodyLimit::max(64 << 20));
         let token = shutdown.clone();
         let http_task = tokio::spawn(async move {
@@ -189,6 +208,17 @@ impl Receiver {
     /// Answers the next requests with these failures, in order.
     pub fn fail_next(&self, failures: impl IntoIterator<Item = Failure>) {
         lock(&self.state.script).extend(failures);
+    }
+
+    /// Answers every request with this failure for `span` from now (after
+    /// the scripted ones): an endpoint that misbehaves for a while.
+    pub fn fail_for(&self, span: Duration, failure: Failure) {
+        *lock(&self.state.until) = Some((std::time::Instant::now() + span, failure));
+    }
+
+    /// Requests that reached the redirect's landing page.
+    pub fn landing_hits(&self) -> u64 {
+        self.state.landing_hits.load(Ordering::Relaxed)
     }
 
     /// Answers every request with this failure (after the scripted ones); `None` to heal.
@@ -274,6 +304,7 @@ impl LogsService for GrpcSvc {
                 Err(tonic::Status::new(http_to_grpc(status), format!("HTTP {status}")))
             }
             Some(Failure::Grpc { code, retry_info: None }) => Err(tonic::Status::new(code, "scripted failure")),
+            Some(Failure::Redirect | Failure::Html) => Err(tonic::Status::unavailable("scripted failure")),
             Some(Failure::Grpc { code, retry_info: Some(d) }) => {
                 Err(tonic::Status::with_details(code, "scripted failure", grpc_retry_details(code, d).into()))
             }
@@ -305,6 +336,16 @@ async fn http_metrics(state: Arc<State>, body: Bytes) -> Response {
         }
         Err(e) => (StatusCode::BAD_REQUEST, format!("cannot decode request: {e}")).into_response(),
     }
+}
+
+/// The page a redirect lands on: 200, HTML, whatever the method.
+async fn landing(state: Arc<State>) -> Response {
+    state.landing_hits.fetch_add(1, Ordering::Relaxed);
+    html_page()
+}
+
+fn html_page() -> Response {
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], LANDING_PAGE).into_response()
 }
 
 async fn http_logs(state: Arc<State>, headers: HeaderMap, body: Bytes) -> Response {
@@ -345,6 +386,8 @@ async fn http_logs(state: Arc<State>, headers: HeaderMap, body: Bytes) -> Respon
             return r;
         }
         Some(Failure::Grpc { .. }) => return (StatusCode::SERVICE_UNAVAILABLE, "scripted failure").into_response(),
+        Some(Failure::Redirect) => return (StatusCode::FOUND, [(header::LOCATION, LANDING)]).into_response(),
+        Some(Failure::Html) => return html_page(),
     };
     let answer = state.accept(req, size, rejected);
     if json {
