@@ -151,6 +151,8 @@ fn forge(cfg: &Config, origins: &Origins, notes: &mut Vec<String>) -> Value {
     m.insert("rate_period".into(), duration(f.rate_period));
     m.insert("max_response_size".into(), size(f.max_response_bytes));
     m.insert("max_pages_per_window".into(), f.max_pages_per_window.into());
+    m.insert("max_retry_delay".into(), duration(f.max_retry_delay));
+    m.insert("allow_insecure_http".into(), f.allow_insecure_http.into());
     m.into()
 }
 
