@@ -31,7 +31,7 @@ pub use json::WireError;
 pub use page::{Decoded, PageBuffers, Record, Records, decode_page, scan_page};
 #[cfg(any(test, feature = "testkit"))]
 pub use reference::{any_value, fingerprint, record, requests};
-pub use severity::{hex_into, severity};
+pub use severity::{hex_into, severity, trace_id_into};
 
 /// Attribute holding the API's own severity number.
 pub const ATTR_SEVERITY_NUMBER: &str = "forge.severity_number";

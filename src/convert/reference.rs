@@ -12,11 +12,15 @@ use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 
 use super::batch::{kv, scope};
-use super::{ATTR_RAW_TIME, ATTR_SEVERITY_NUMBER, ConvertStats, hex_into, severity};
+use super::{ATTR_RAW_TIME, ATTR_SEVERITY_NUMBER, ConvertStats, hex_into, severity, trace_id_into};
 use crate::forge::model;
 
 /// Hex → bytes of the expected length; `None` when malformed.
 fn hex_id(s: &str, len: usize) -> Option<Vec<u8>> {
+    if len == 16 {
+        let mut out = [0u8; 16];
+        return trace_id_into(s, &mut out).then(|| out.to_vec());
+    }
     let mut out = vec![0; len];
     hex_into(s, &mut out).then_some(out)
 }
@@ -63,7 +67,7 @@ pub fn record(rec: &model::LogRecord, observed_ns: u64, stats: &mut ConvertStats
     let mut attributes = key_values(&rec.attributes);
     let time_unix_nano = match &rec.time_unix_nano {
         None => 0,
-        Some(t) => t.as_u64().unwrap_or_else(|| {
+        Some(t) => t.as_u64().filter(|n| i64::try_from(*n).is_ok()).unwrap_or_else(|| {
             stats.bad_time += 1;
             attributes.push(kv(ATTR_RAW_TIME, Value::StringValue(t.raw())));
             0

@@ -28,6 +28,19 @@ pub fn severity(text: Option<&str>, number: Option<i64>) -> i32 {
 }
 
 /// Hex → exactly `out.len()` bytes; `false` when malformed.
+/// A trace id into its 16 bytes: 32 hex characters, or a 64-bit B3 id of
+/// 16 hex characters left-padded with zeros (what B3 → W3C bridges do).
+pub fn trace_id_into(s: &str, out: &mut [u8; 16]) -> bool {
+    match s.trim().len() {
+        16 => {
+            out[..8].fill(0);
+            hex_into(s, &mut out[8..])
+        }
+        _ => hex_into(s, out),
+    }
+}
+
+/// Hex text into exactly `out.len()` bytes; false for any other length or a non-hex digit.
 pub fn hex_into(s: &str, out: &mut [u8]) -> bool {
     let b = s.trim().as_bytes();
     if b.len() != out.len() * 2 {

@@ -9,7 +9,7 @@ use prost::encoding::encode_varint;
 use super::json::{Parser, WireError};
 use super::page::{Item, Records};
 use super::proto::*;
-use super::{ATTR_RAW_TIME, ATTR_SEVERITY_NUMBER, ConvertStats, hex_into, severity};
+use super::{ATTR_RAW_TIME, ATTR_SEVERITY_NUMBER, ConvertStats, hex_into, severity, trace_id_into};
 use crate::forge::model::Num;
 
 /// The attribute whose string value names the record's site.
@@ -111,7 +111,8 @@ impl<'a> Parser<'a> {
         let mut raw_time = None;
         let time_unix_nano = match &time {
             None => 0,
-            Some(t) => t.as_u64().unwrap_or_else(|| {
+            // A time past i64::MAX cannot be a nanosecond time; it is kept raw, like unparsable ones.
+            Some(t) => t.as_u64().filter(|n| i64::try_from(*n).is_ok()).unwrap_or_else(|| {
                 stats.bad_time += 1;
                 raw_time = Some(t.raw());
                 0
@@ -146,12 +147,17 @@ impl<'a> Parser<'a> {
                 encode_varint(n as u64, b);
             });
         }
-        for (id, tag, bytes) in [(&trace, LOG_TRACE_ID, &mut [0u8; 16][..]), (&span, LOG_SPAN_ID, &mut [0u8; 8][..])] {
-            match id.as_deref() {
-                None | Some("") => {}
-                Some(text) if hex_into(text, bytes) => put_field(buf, tag, bytes),
-                Some(_) => stats.bad_ids += 1,
-            }
+        let mut trace_bytes = [0u8; 16];
+        match trace.as_deref() {
+            None | Some("") => {}
+            Some(text) if trace_id_into(text, &mut trace_bytes) => put_field(buf, LOG_TRACE_ID, &trace_bytes),
+            Some(_) => stats.bad_ids += 1,
+        }
+        let mut span_bytes = [0u8; 8];
+        match span.as_deref() {
+            None | Some("") => {}
+            Some(text) if hex_into(text, &mut span_bytes) => put_field(buf, LOG_SPAN_ID, &span_bytes),
+            Some(_) => stats.bad_ids += 1,
         }
         let content_end = buf.len();
         if observed_ns != 0 {

@@ -171,3 +171,30 @@ fn find_stop_matches_a_byte_loop() {
         assert_eq!(find_stop(&s), want, "{s:?}");
     }
 }
+
+#[test]
+fn short_trace_ids_are_padded_and_odd_ones_dropped() {
+    let page = r#"{"appLogs":[
+        {"timeUnixNano":"1","traceId":"463ac35c9f6413ad","spanId":"a2fb4a1d1a96d312"},
+        {"timeUnixNano":"2","traceId":"463ac35c9f6413ad48485a3953bb6124","spanId":"a2fb4a1d1a96d312"},
+        {"timeUnixNano":"3","traceId":"463ac35c9f6413ad4848","spanId":"a2fb4a1d1a"}]}"#;
+    let d = check_agrees(page, 1);
+    let msgs = d.records.to_messages().unwrap();
+    assert_eq!(msgs[0].trace_id, [&[0u8; 8][..], &[0x46, 0x3a, 0xc3, 0x5c, 0x9f, 0x64, 0x13, 0xad]].concat());
+    assert_eq!(msgs[1].trace_id.len(), 16);
+    assert!(msgs[2].trace_id.is_empty() && msgs[2].span_id.is_empty(), "odd lengths are dropped");
+    assert_eq!(d.stats.bad_ids, 2, "both odd ids counted");
+}
+
+#[test]
+fn times_past_i64_are_kept_raw_and_counted() {
+    let page = r#"{"appLogs":[{"timeUnixNano":"9223372036854775808"},{"timeUnixNano":"18446744073709551615"},{"timeUnixNano":"9223372036854775807"}]}"#;
+    let d = check_agrees(page, 1);
+    let msgs = d.records.to_messages().unwrap();
+    assert_eq!(d.stats.bad_time, 2);
+    for m in &msgs[..2] {
+        assert_eq!(m.time_unix_nano, 0, "never wrapped into a negative time");
+        assert!(m.attributes.iter().any(|a| a.key == ATTR_RAW_TIME), "the raw value is kept");
+    }
+    assert_eq!(msgs[2].time_unix_nano, i64::MAX as u64);
+}
