@@ -274,6 +274,11 @@ pub static FAMILIES: &[Family] = &[
         found_late
     ),
     source_counter!(
+        "forge_sidecar_sites_evicted_total",
+        "Sites let go from the per-source site map at its cap (silent-site detection forgets them).",
+        sites_evicted
+    ),
+    source_counter!(
         "forge_sidecar_late_pass_skipped_seconds_total",
         "Seconds of time the second pass skipped because the delivered-record memory was full (late records there are not caught).",
         late_pass_skipped_seconds

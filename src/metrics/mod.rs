@@ -24,6 +24,11 @@ pub use prometheus::render_prometheus;
 
 use serde::Serialize;
 
+/// Sites remembered per source for silent-site detection: the API covers
+/// about 3,500 sites of an app, so this leaves room without letting a
+/// hostile answer grow the map without end.
+pub const MAX_SITES: usize = 20_000;
+
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -129,6 +134,8 @@ pub struct SourceMetrics {
     pub arrival_delay: Histogram,
     /// Records found only by the second (late) pass: `SourceMetrics::add(&m.found_late, n)`.
     pub found_late: AtomicU64,
+    /// Sites let go from the per-site map at its cap ([`MAX_SITES`]).
+    pub sites_evicted: AtomicU64,
     /// Seconds the second pass skipped because the delivered-record memory was full.
     pub late_pass_skipped_seconds: AtomicU64,
     pub watermark_ms: AtomicI64,
@@ -185,6 +192,7 @@ impl SourceMetrics {
             export_micros_sum: Micros(histogram(names::EXPORT_DURATION, DURATION_BUCKETS)),
             arrival_delay: histogram(names::ARRIVAL_DELAY, DELAY_BUCKETS),
             found_late: AtomicU64::default(),
+            sites_evicted: AtomicU64::default(),
             late_pass_skipped_seconds: AtomicU64::default(),
             watermark_ms: AtomicI64::default(),
             late_watermark_ms: AtomicI64::default(),
@@ -256,6 +264,15 @@ impl SourceMetrics {
         for (site, ts_ms) in records {
             // The hot path: look up without allocating a key; allocate only for a new site.
             if !sites.contains_key(site) {
+                if sites.len() >= MAX_SITES {
+                    // Site ids come from outside: the map stays bounded by
+                    // letting the stalest site go (counted).
+                    let stalest = sites.iter().min_by_key(|(_, s)| s.last_record_ms).map(|(k, _)| k.clone());
+                    if let Some(k) = stalest {
+                        sites.remove(&k);
+                        self.sites_evicted.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
                 sites.insert(site.to_string(), SiteSeen::default());
             }
             let Some(seen) = sites.get_mut(site) else { continue };
@@ -366,3 +383,6 @@ pub(crate) fn process_usage() -> Option<(u64, f64)> {
     // Linux reports in clock ticks of 1/100 s and pages of 4 KiB on the platforms we ship for.
     Some((pages * 4096, (utime + stime) / 100.0))
 }
+
+#[cfg(test)]
+mod tests;
