@@ -202,7 +202,7 @@ async fn metrics_and_the_otlp_push_carry_the_same_families() {
     registry.set_clock_skew("app-1", -1.5);
     registry.set_budget("app-1", 12.0, 30.0);
     m.api_call("200", now, 0.2);
-    SourceMetrics::add(&m.export_micros_sum, 30_000);
+    m.export_call(0.03);
     m.export_call(0.04);
     m.observe_arrival_delay(42.0);
     SourceMetrics::add(&m.found_late, 2);

@@ -133,8 +133,7 @@ impl Exporter {
         loop {
             let t = Instant::now();
             let result = self.transport.send(batch).await;
-            SourceMetrics::add(&metrics.export_requests, 1);
-            SourceMetrics::add(&metrics.export_micros_sum, t.elapsed().as_micros() as u64);
+            metrics.export_call(t.elapsed().as_secs_f64());
             let now_ms = system_millis(SystemTime::now());
             let err = match result {
                 Ok((rejected, message)) => {
@@ -178,14 +177,8 @@ impl Exporter {
             };
             metrics.export_retries.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(source = %metrics.source, error = %err.message, retry_in = ?delay, "export failed; retrying");
-            let until = Instant::now() + delay;
-            while let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
-                metrics.tick(system_millis(SystemTime::now()));
-                tokio::select! {
-                    biased;
-                    () = cancel.cancelled() => return Err(DeliverError::Cancelled),
-                    () = tokio::time::sleep(left.min(std::time::Duration::from_secs(5))) => {}
-                }
+            if !crate::wait::wait(delay, cancel, &|| metrics.tick(system_millis(SystemTime::now()))).await {
+                return Err(DeliverError::Cancelled);
             }
         }
     }

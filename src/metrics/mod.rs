@@ -89,17 +89,6 @@ impl Accumulate for AtomicU64 {
     }
 }
 
-/// A duration histogram fed in whole microseconds through
-/// [`SourceMetrics::add`]: each `add` is one observation.
-#[derive(Debug)]
-pub struct Micros(pub Histogram);
-
-impl Accumulate for Micros {
-    fn accumulate(&self, n: u64) {
-        self.0.observe(n as f64 / 1e6);
-    }
-}
-
 #[derive(Debug)]
 pub struct SourceMetrics {
     pub source: String,
@@ -126,10 +115,8 @@ pub struct SourceMetrics {
     pub bad_ids: AtomicU64,
     /// Export requests made; the histogram's count is what `/metrics` shows.
     pub export_requests: AtomicU64,
-    /// Export request durations: `SourceMetrics::add(&m.export_micros_sum, µs)`
-    /// observes one request (the name predates the histogram);
-    /// [`Self::export_call`] does the same in seconds.
-    pub export_micros_sum: Micros,
+    /// Export request durations: [`Self::export_call`].
+    pub(crate) export_durations: Histogram,
     /// First seen minus record time, per record: [`Self::observe_arrival_delay`].
     pub arrival_delay: Histogram,
     /// Records found only by the second (late) pass: `SourceMetrics::add(&m.found_late, n)`.
@@ -189,7 +176,7 @@ impl SourceMetrics {
             bad_time: AtomicU64::default(),
             bad_ids: AtomicU64::default(),
             export_requests: AtomicU64::default(),
-            export_micros_sum: Micros(histogram(names::EXPORT_DURATION, DURATION_BUCKETS)),
+            export_durations: histogram(names::EXPORT_DURATION, DURATION_BUCKETS),
             arrival_delay: histogram(names::ARRIVAL_DELAY, DELAY_BUCKETS),
             found_late: AtomicU64::default(),
             sites_evicted: AtomicU64::default(),
@@ -224,12 +211,12 @@ impl SourceMetrics {
     /// One export request that took `seconds`.
     pub fn export_call(&self, seconds: f64) {
         self.export_requests.fetch_add(1, Ordering::Relaxed);
-        self.export_micros_sum.0.observe(seconds);
+        self.export_durations.observe(seconds);
     }
 
     /// The export request durations.
     pub fn export_duration(&self) -> &Histogram {
-        &self.export_micros_sum.0
+        &self.export_durations
     }
 
     /// One record first seen `seconds` after its own timestamp.

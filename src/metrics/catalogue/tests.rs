@@ -42,7 +42,7 @@ fn recording_methods_feed_their_families() {
     let r = Registry::default();
     let m = r.source("prod", "app-1");
     // The exporter's call: one observation of 30 ms.
-    SourceMetrics::add(&m.export_micros_sum, 30_000);
+    m.export_call(0.03);
     m.export_call(2.0);
     m.observe_arrival_delay(90.0);
     SourceMetrics::add(&m.found_late, 3);
