@@ -14,7 +14,7 @@ pub fn delay(initial: Duration, max: Duration, attempt: u32, rand01: f64) -> Dur
 
 /// A retry sequence.
 #[derive(Debug, Clone)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     initial: Duration,
     max: Duration,
     attempt: u32,
@@ -26,12 +26,13 @@ impl Backoff {
     }
 
     /// The next delay, with fresh jitter.
-    pub fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let d = delay(self.initial, self.max, self.attempt, fastrand::f64());
         self.attempt = self.attempt.saturating_add(1);
         d
     }
 
+    #[cfg(test)]
     pub fn attempts(&self) -> u32 {
         self.attempt
     }

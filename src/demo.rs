@@ -28,7 +28,7 @@ pub struct DemoOptions {
 }
 
 /// Prints each record on one line: time, level, site, function, message.
-pub struct Console {
+pub(crate) struct Console {
     color: bool,
 }
 
@@ -98,7 +98,7 @@ impl Sink for Console {
 }
 
 /// The sidecar config the demo runs with, pointed at the simulator.
-pub fn demo_config(
+pub(crate) fn demo_config(
     base_url: &str,
     state_dir: &std::path::Path,
     history: Duration,

@@ -16,7 +16,7 @@ fn mix(a: u64, b: u64) -> u64 {
 }
 
 /// Hashes a byte string.
-pub fn hash_bytes(data: &[u8]) -> u64 {
+pub(crate) fn hash_bytes(data: &[u8]) -> u64 {
     let mut h = K0 ^ (data.len() as u64).wrapping_mul(K1);
     let mut chunks = data.chunks_exact(8);
     for c in &mut chunks {

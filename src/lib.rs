@@ -3,20 +3,29 @@
 //!
 //! # Layout
 //!
-//! The data path, in order:
+//! The data path, in order; a stage imports only what the stages before it
+//! produce, never a later one:
 //! - [`config`]: the YAML file, `${env:VAR}` expansion, validation ([`secret`] for tokens).
-//! - [`poller`]: one task per source: window planning, the per-app budget, the loop.
-//! - [`forge`]: the App logs API client and its wire types.
-//! - [`convert`]: Forge records → OTLP messages.
+//! - [`poller`]: one task per source; its decisions are pure functions
+//!   (window plans and deadlines, the per-app budget, API error → action,
+//!   which records of a page go out), the loop carries them out.
+//! - [`forge`]: the App logs API: a page's bytes, and the API's wire types.
+//! - [`convert`]: a page's bytes → OTLP protobuf records and export requests.
 //! - [`export`]: delivery with acknowledgement, retries, dead letters.
-//! - [`checkpoint`]: progress saved only after the backend's answer.
+//! - [`checkpoint`]: marks and delivered counts, saved only after the backend's answer.
+//!
+//! Below them all, the shared vocabulary: [`progress`] (passes, windows,
+//! the page in progress), [`net`] (HTTP error chains and server-given
+//! delays, capped), [`wait`] (the one cancellable wait), [`backoff`],
+//! [`fingerprint`], [`timefmt`], [`tls`].
 //!
 //! Around it:
-//! - [`app`]: wiring and staged shutdown; [`server`] and [`metrics`]: health,
-//!   readiness, Prometheus metrics, `/status`; [`logging`].
+//! - [`app`]: wiring, supervision and staged shutdown; [`server`] and
+//!   [`metrics`]: health, readiness, Prometheus metrics, `/status`;
+//!   [`telemetry`]: the same metrics pushed over OTLP; [`logging`].
 //! - [`simulator`]: the built-in Forge API simulator; [`demo`]: simulator,
-//!   sidecar and console in one process; [`testkit`]: an in-process OTLP receiver.
-//! - Small helpers: [`backoff`], [`fingerprint`], [`timefmt`], [`tls`].
+//!   sidecar and console in one process; `testkit` (feature `testkit`,
+//!   tests only): an in-process OTLP receiver and the crash hook.
 
 pub mod app;
 pub mod backoff;

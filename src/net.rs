@@ -38,7 +38,7 @@ pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
 }
 
 /// Parses `X-RateLimit-Reset` into the delay from `now`, at most [`MAX_SERVER_DELAY`].
-pub fn parse_rate_limit_reset(value: &str, now: SystemTime) -> Option<Duration> {
+pub(crate) fn parse_rate_limit_reset(value: &str, now: SystemTime) -> Option<Duration> {
     rate_limit_reset(value, now, MAX_SERVER_DELAY)
 }
 
@@ -121,7 +121,7 @@ pub fn retry_after_header(headers: &reqwest::header::HeaderMap) -> Option<Durati
 
 /// The delay a rate-limited answer asks for: `Retry-After`, else
 /// `X-RateLimit-Reset`; `None` when neither is present and readable.
-pub fn rate_limit_delay(headers: &reqwest::header::HeaderMap, now: SystemTime) -> Option<Duration> {
+pub(crate) fn rate_limit_delay(headers: &reqwest::header::HeaderMap, now: SystemTime) -> Option<Duration> {
     header_str(headers, "retry-after")
         .and_then(|v| parse_retry_after(v, now))
         .or_else(|| header_str(headers, "x-ratelimit-reset").and_then(|v| parse_rate_limit_reset(v, now)))
@@ -133,7 +133,7 @@ pub fn server_delay(headers: &reqwest::header::HeaderMap, now: SystemTime, max: 
 }
 
 /// The server's clock from the `Date` header, if present and readable.
-pub fn server_date(headers: &reqwest::header::HeaderMap) -> Option<SystemTime> {
+pub(crate) fn server_date(headers: &reqwest::header::HeaderMap) -> Option<SystemTime> {
     header_str(headers, "date").and_then(|v| httpdate::parse_http_date(v.trim()).ok())
 }
 

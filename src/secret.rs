@@ -7,7 +7,7 @@
 use std::fmt;
 
 /// What every secret prints as.
-pub const REDACTED: &str = "[REDACTED]";
+pub(crate) const REDACTED: &str = "[REDACTED]";
 
 /// A string that never prints its content.
 #[derive(Clone, PartialEq, Eq, Default)]
@@ -19,7 +19,7 @@ impl Secret {
     }
 
     /// The secret value. Call sites must not log or format the result.
-    pub fn expose(&self) -> &str {
+    pub(crate) fn expose(&self) -> &str {
         &self.0
     }
 

@@ -2,7 +2,7 @@
 //! from milliseconds since the Unix epoch.
 
 /// Formats milliseconds since the epoch as `2024-02-13T10:50:44.939Z`.
-pub fn format_millis(ms: i64) -> String {
+pub(crate) fn format_millis(ms: i64) -> String {
     let days = ms.div_euclid(86_400_000);
     let rem = ms.rem_euclid(86_400_000);
     let (y, m, d) = civil_from_days(days);
@@ -11,7 +11,7 @@ pub fn format_millis(ms: i64) -> String {
 }
 
 /// Parses exactly `yyyy-MM-dd'T'HH:mm:ss.SSS'Z'`; anything else is `None`.
-pub fn parse_millis(s: &str) -> Option<i64> {
+pub(crate) fn parse_millis(s: &str) -> Option<i64> {
     let b = s.as_bytes();
     if b.len() != 24 {
         return None;

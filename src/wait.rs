@@ -8,7 +8,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 /// How often a long wait ticks the liveness clock.
-pub const TICK: Duration = Duration::from_secs(5);
+pub(crate) const TICK: Duration = Duration::from_secs(5);
 
 /// Sleeps `d`, calling `tick` at the start and at least every [`TICK`].
 /// False when cancelled first.

@@ -64,7 +64,7 @@ impl Delivered {
     ///
     /// A maximum, never a sum, so applying the same fact twice (a journal
     /// replayed again, a page delivered again after a crash) is harmless.
-    pub fn raise(&mut self, ts_ns: i64, fp: u64, n: u32) -> bool {
+    pub(crate) fn raise(&mut self, ts_ns: i64, fp: u64, n: u32) -> bool {
         self.raise_minute(minute_of(ts_ns), fp, n)
     }
 
@@ -88,14 +88,14 @@ impl Delivered {
     }
 
     /// Raises every count of `other` into this one.
-    pub fn merge(&mut self, other: &Delivered) {
+    pub(crate) fn merge(&mut self, other: &Delivered) {
         for (minute, fp, n) in other.minute_entries() {
             self.raise_minute(minute, fp, n);
         }
     }
 
     /// Drops the buckets wholly before `ms`; the bucket holding `ms` stays.
-    pub fn prune_before(&mut self, ms: i64) {
+    pub(crate) fn prune_before(&mut self, ms: i64) {
         let keep_from = minute_of(ms.saturating_mul(1_000_000));
         self.by_minute = self.by_minute.split_off(&keep_from);
         self.len = self.by_minute.values().map(HashMap::len).sum();

@@ -128,7 +128,7 @@ impl Store {
         self.dir.join(format!("{}.checkpoint.json", file_stem(source)))
     }
 
-    pub fn journal_path(&self, source: &str) -> PathBuf {
+    pub(crate) fn journal_path(&self, source: &str) -> PathBuf {
         self.dir.join(format!("{}.checkpoint.journal", file_stem(source)))
     }
 
@@ -234,7 +234,7 @@ impl Store {
 
     /// Appends delivered counts (record time in ns, fingerprint, count
     /// after delivery) to the source's journal and fsyncs it.
-    pub fn append(&self, source: &str, entries: &[(i64, u64, u32)]) -> Result<(), CheckpointError> {
+    pub(crate) fn append(&self, source: &str, entries: &[(i64, u64, u32)]) -> Result<(), CheckpointError> {
         let path = self.journal_path(source);
         journal::append(&self.dir, &path, entries).map(drop).map_err(|source| CheckpointError::Write { path, source })
     }

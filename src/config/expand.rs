@@ -60,7 +60,7 @@ fn substitute(body: &str, env: EnvLookup<'_>, missing: &mut BTreeSet<String>) ->
 }
 
 /// Expands every string scalar in a YAML tree (mapping keys included).
-pub fn expand_value(value: &mut yaml_serde::Value, env: EnvLookup<'_>, missing: &mut BTreeSet<String>) {
+pub(crate) fn expand_value(value: &mut yaml_serde::Value, env: EnvLookup<'_>, missing: &mut BTreeSet<String>) {
     use yaml_serde::Value;
     match value {
         Value::String(s) => {

@@ -31,11 +31,11 @@ use crate::secret::Secret;
 pub use expand::EnvLookup;
 
 /// The API reads at most this far back.
-pub const API_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
+pub(crate) const API_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
 /// The API answers at most this long a window.
-pub const MAX_WINDOW: Duration = Duration::from_secs(3600);
+pub(crate) const MAX_WINDOW: Duration = Duration::from_secs(3600);
 /// The API takes at most this many installation contexts per query.
-pub const MAX_SITES_PER_QUERY: usize = 50;
+pub(crate) const MAX_SITES_PER_QUERY: usize = 50;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -159,7 +159,7 @@ impl SourceConfig {
 
     /// The site groups queried separately (at most 50 sites each); one
     /// empty group when the source has no site filter.
-    pub fn site_groups(&self) -> Vec<Vec<String>> {
+    pub(crate) fn site_groups(&self) -> Vec<Vec<String>> {
         if self.installation_contexts.is_empty() {
             vec![Vec::new()]
         } else {
@@ -318,12 +318,12 @@ pub struct LogConfig {
 
 impl ExporterConfig {
     /// Where OTLP/HTTP posts the logs.
-    pub fn http_logs_url(&self) -> String {
+    pub(crate) fn http_logs_url(&self) -> String {
         if self.endpoint_as_is { self.endpoint.clone() } else { crate::export::http::logs_url(&self.endpoint) }
     }
 
     /// The base URL another signal (the sidecar's own metrics) defaults to.
-    pub fn base_endpoint(&self) -> String {
+    pub(crate) fn base_endpoint(&self) -> String {
         match self.endpoint.trim_end_matches('/').strip_suffix("/v1/logs") {
             Some(base) if self.endpoint_as_is => base.to_string(),
             _ => self.endpoint.clone(),
@@ -361,7 +361,7 @@ impl Config {
     }
 
     /// [`Config::from_yaml`], with what [`print::render`] needs to print it back.
-    pub fn from_yaml_traced(text: &str, env: EnvLookup<'_>) -> Result<(Self, print::Origins), ConfigError> {
+    pub(crate) fn from_yaml_traced(text: &str, env: EnvLookup<'_>) -> Result<(Self, print::Origins), ConfigError> {
         let mut tree: yaml_serde::Value = yaml_serde::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
         if tree.is_null() {
             tree = yaml_serde::Value::Mapping(Default::default());

@@ -24,7 +24,7 @@ pub enum Signal {
 
 impl Signal {
     /// The infix of the signal-specific variables.
-    pub fn var_infix(self) -> &'static str {
+    pub(crate) fn var_infix(self) -> &'static str {
         match self {
             Signal::Logs => "LOGS",
             Signal::Metrics => "METRICS",
@@ -42,7 +42,7 @@ impl Signal {
 
 /// A variable that is set.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Found {
+pub(crate) struct Found {
     pub var: String,
     pub value: String,
     /// The signal-specific variable, not the general one.
@@ -51,7 +51,7 @@ pub struct Found {
 
 /// The first set, non-empty value of `OTEL_EXPORTER_OTLP_{signal}_{key}` or
 /// `OTEL_EXPORTER_OTLP_{key}`.
-pub fn lookup_signal(env: EnvLookup<'_>, signal: Signal, key: &str) -> Option<Found> {
+pub(crate) fn lookup_signal(env: EnvLookup<'_>, signal: Signal, key: &str) -> Option<Found> {
     [(format!("OTEL_EXPORTER_OTLP_{}_{key}", signal.var_infix()), true), (format!("OTEL_EXPORTER_OTLP_{key}"), false)]
         .into_iter()
         .find_map(|(var, specific)| {
@@ -60,12 +60,12 @@ pub fn lookup_signal(env: EnvLookup<'_>, signal: Signal, key: &str) -> Option<Fo
 }
 
 /// The logs exporter's variable for `key`, with the variable's name for error messages.
-pub fn lookup(env: EnvLookup<'_>, key: &str) -> Option<(String, String)> {
+pub(crate) fn lookup(env: EnvLookup<'_>, key: &str) -> Option<(String, String)> {
     lookup_signal(env, Signal::Logs, key).map(|f| (f.var, f.value))
 }
 
 /// An error for the key path or variable named first.
-pub type KeyError = (String, String);
+pub(crate) type KeyError = (String, String);
 
 /// The endpoint and whether it is used as given (see the module doc).
 /// `file` is `exporter.endpoint`, `file_signal` the file's signal-specific
@@ -101,7 +101,7 @@ pub fn endpoint(
 }
 
 /// The collector's usual port for each protocol.
-pub fn default_endpoint(protocol: Protocol) -> &'static str {
+pub(crate) fn default_endpoint(protocol: Protocol) -> &'static str {
     match protocol {
         Protocol::Grpc => "http://localhost:4317",
         _ => "http://localhost:4318",
@@ -109,7 +109,7 @@ pub fn default_endpoint(protocol: Protocol) -> &'static str {
 }
 
 /// `OTEL_EXPORTER_OTLP_{,signal_}INSECURE`: `true` or `false`.
-pub fn insecure(env: EnvLookup<'_>, signal: Signal) -> Result<Option<bool>, KeyError> {
+pub(crate) fn insecure(env: EnvLookup<'_>, signal: Signal) -> Result<Option<bool>, KeyError> {
     let Some(f) = lookup_signal(env, signal, "INSECURE") else { return Ok(None) };
     match f.value.trim().to_ascii_lowercase().as_str() {
         "true" => Ok(Some(true)),
@@ -133,7 +133,7 @@ pub fn tls(raw: &RawTls, env: EnvLookup<'_>, signal: Signal) -> TlsConfig {
 
 /// Which exporter keys the variables filled (key path, variable name), for
 /// `check-config` to say where a value came from.
-pub fn filled_keys(raw: &RawExporter, env: EnvLookup<'_>, signal: Signal) -> Vec<(String, String)> {
+pub(crate) fn filled_keys(raw: &RawExporter, env: EnvLookup<'_>, signal: Signal) -> Vec<(String, String)> {
     let keys: [(&str, &str, bool); 8] = [
         ("exporter.protocol", "PROTOCOL", raw.protocol.is_some()),
         ("exporter.endpoint", "ENDPOINT", raw.endpoint.is_some() || raw.logs_endpoint.is_some()),
@@ -153,7 +153,7 @@ pub fn filled_keys(raw: &RawExporter, env: EnvLookup<'_>, signal: Signal) -> Vec
 /// A warning when the endpoint's port is the other protocol's usual one
 /// (4317 is OTLP/gRPC, 4318 OTLP/HTTP): the requests would fail in ways
 /// that do not name the cause.
-pub fn port_mismatch(path: &str, protocol: Protocol, endpoint: &str) -> Option<String> {
+pub(crate) fn port_mismatch(path: &str, protocol: Protocol, endpoint: &str) -> Option<String> {
     let port = port_of(endpoint)?;
     match (protocol, port) {
         (Protocol::Grpc, 4318) => Some(format!(
@@ -181,7 +181,7 @@ fn port_of(url: &str) -> Option<u16> {
 
 /// Parses `k1=v1,k2=v2` with percent-encoded values (the W3C baggage
 /// format the OTLP exporter spec uses for HEADERS).
-pub fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
+pub(crate) fn parse_headers(text: &str) -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
         let Some((k, v)) = part.split_once('=') else {

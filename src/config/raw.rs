@@ -12,7 +12,7 @@ use serde::Deserialize;
 /// (`${env:VAR}` expansion always yields strings).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum Lenient<T> {
+pub(crate) enum Lenient<T> {
     Value(T),
     Text(String),
 }
@@ -32,7 +32,7 @@ impl<T: FromStr> Lenient<T> {
 /// A scalar read as text: durations and sizes may be written `0` or `1048576`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum Scalar {
+pub(crate) enum Scalar {
     Text(String),
     Int(i64),
     Float(f64),
@@ -50,7 +50,7 @@ impl Scalar {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawConfig {
+pub(crate) struct RawConfig {
     pub forge: Option<RawForge>,
     pub sources: Option<Vec<RawSource>>,
     #[serde(default)]
@@ -69,14 +69,14 @@ pub struct RawConfig {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTelemetry {
+pub(crate) struct RawTelemetry {
     #[serde(default)]
     pub otlp: RawTelemetryOtlp,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTelemetryOtlp {
+pub(crate) struct RawTelemetryOtlp {
     pub enabled: Option<Lenient<bool>>,
     pub protocol: Option<String>,
     pub endpoint: Option<String>,
@@ -85,7 +85,7 @@ pub struct RawTelemetryOtlp {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawForge {
+pub(crate) struct RawForge {
     pub base_url: Option<String>,
     pub allow_insecure_http: Option<Lenient<bool>>,
     pub email: Option<String>,
@@ -101,7 +101,7 @@ pub struct RawForge {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSource {
+pub(crate) struct RawSource {
     pub app_id: Option<String>,
     pub environment_id: Option<String>,
     pub name: Option<String>,
@@ -114,7 +114,7 @@ pub struct RawSource {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawPoll {
+pub(crate) struct RawPoll {
     pub interval: Option<Scalar>,
     pub settle_delay: Option<Scalar>,
     pub late_arrival: Option<Scalar>,
@@ -128,7 +128,7 @@ pub struct RawPoll {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawExporter {
+pub(crate) struct RawExporter {
     pub protocol: Option<String>,
     pub endpoint: Option<String>,
     /// The full logs URL, used as given (OTLP/HTTP appends nothing).
@@ -153,7 +153,7 @@ pub struct RawTls {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRetry {
+pub(crate) struct RawRetry {
     pub initial_backoff: Option<Scalar>,
     pub max_backoff: Option<Scalar>,
     pub max_retry_after: Option<Scalar>,
@@ -162,14 +162,14 @@ pub struct RawRetry {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawState {
+pub(crate) struct RawState {
     pub dir: Option<String>,
     pub dead_letter_max_size: Option<Scalar>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawServer {
+pub(crate) struct RawServer {
     pub listen: Option<String>,
     pub site_silence_after: Option<Scalar>,
     pub enabled: Option<Lenient<bool>>,
@@ -177,7 +177,7 @@ pub struct RawServer {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawLog {
+pub(crate) struct RawLog {
     pub format: Option<String>,
     pub level: Option<String>,
 }

@@ -13,7 +13,7 @@
 use std::net::IpAddr;
 
 /// Longest app or environment id accepted (the console's are 36 characters).
-pub const MAX_ID_LEN: usize = 128;
+pub(crate) const MAX_ID_LEN: usize = 128;
 
 /// The authority of `url` (between `scheme://` and the path), if any.
 fn authority(url: &str) -> Option<&str> {
@@ -22,12 +22,12 @@ fn authority(url: &str) -> Option<&str> {
 }
 
 /// True when `url` carries a user name or password before its host.
-pub fn has_userinfo(url: &str) -> bool {
+pub(crate) fn has_userinfo(url: &str) -> bool {
     authority(url).is_some_and(|a| a.contains('@'))
 }
 
 /// `url` fit for an error message: any `user:password@` replaced by `***@`.
-pub fn redact_url(url: &str) -> String {
+pub(crate) fn redact_url(url: &str) -> String {
     match (url.split_once("://"), authority(url)) {
         (Some((scheme, rest)), Some(auth)) if auth.contains('@') => {
             let host = auth.rsplit('@').next().unwrap_or("");
@@ -42,7 +42,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// True when the host of `url` is `localhost`, 127.0.0.0/8 or `::1`.
-pub fn is_loopback(url: &str) -> bool {
+pub(crate) fn is_loopback(url: &str) -> bool {
     let Ok(parsed) = reqwest::Url::parse(url) else { return false };
     let Some(host) = parsed.host_str() else { return false };
     match host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() {
@@ -53,7 +53,7 @@ pub fn is_loopback(url: &str) -> bool {
 
 /// Why `id` is not an app or environment id as the console shows them
 /// (letters, digits, `-`, `_`, `.`; at most [`MAX_ID_LEN`]), if it is not.
-pub fn id_problem(id: &str) -> Option<String> {
+pub(crate) fn id_problem(id: &str) -> Option<String> {
     if id.len() > MAX_ID_LEN {
         return Some(format!("longer than {MAX_ID_LEN} characters"));
     }

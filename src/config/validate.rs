@@ -65,7 +65,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// `4MiB`, `512KiB`, `10MB`, `1048576`.
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
@@ -84,7 +84,7 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 /// `ari:cloud:<product>::site/<id>`.
-pub fn is_site_id(s: &str) -> bool {
+pub(crate) fn is_site_id(s: &str) -> bool {
     let Some(rest) = s.strip_prefix("ari:cloud:") else { return false };
     let Some((product, site)) = rest.split_once("::site/") else { return false };
     !product.is_empty()

@@ -34,9 +34,9 @@ pub use reference::{any_value, fingerprint, record, requests};
 pub use severity::{hex_into, severity, trace_id_into};
 
 /// Attribute holding the API's own severity number.
-pub const ATTR_SEVERITY_NUMBER: &str = "forge.severity_number";
+pub(crate) const ATTR_SEVERITY_NUMBER: &str = "forge.severity_number";
 /// Attribute holding a `timeUnixNano` that could not be parsed.
-pub const ATTR_RAW_TIME: &str = "forge.time_unix_nano.raw";
+pub(crate) const ATTR_RAW_TIME: &str = "forge.time_unix_nano.raw";
 
 /// Problems found in records that were delivered anyway.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]

@@ -69,7 +69,7 @@ impl<'a> Record<'a> {
     }
 
     /// The string value of the record's `installationContext` attribute.
-    pub fn site(&self) -> Option<&'a str> {
+    pub(crate) fn site(&self) -> Option<&'a str> {
         self.site
     }
 }
@@ -125,7 +125,7 @@ impl PageBuffers {
     }
 
     /// Takes back a page's record buffer once the page is delivered.
-    pub fn recycle(&mut self, records: Records) {
+    pub(crate) fn recycle(&mut self, records: Records) {
         let mut buf = records.buf;
         if buf.capacity() <= MAX_KEPT {
             buf.clear();

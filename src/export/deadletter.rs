@@ -124,7 +124,7 @@ impl Drop for FileLock {
 
 /// One line of the file, as written by [`DeadLetter::write`].
 #[derive(Debug, Clone, serde::Deserialize)]
-pub struct Entry {
+pub(crate) struct Entry {
     pub time: String,
     pub source: String,
     pub reason: String,

@@ -155,7 +155,7 @@ impl GrpcTransport {
 /// table; those tonic made up for an answer that was not gRPC are retried
 /// (a 3xx, an HTML 200, a missing or undecodable message), and HTTP
 /// statuses tonic mapped keep its mapping (429/502/503/504 retryable).
-pub fn verdict(status: &tonic::Status) -> Verdict {
+pub(crate) fn verdict(status: &tonic::Status) -> Verdict {
     let message = status.message();
     if let Some(code) = message.strip_prefix("grpc-status header missing, mapped from HTTP status code ")
         && code.trim().parse::<u16>().is_ok_and(|c| (300..400).contains(&c))

@@ -21,7 +21,7 @@ use crate::convert::Batch;
 
 /// Largest collector answer read; an OTLP response is a few bytes, and a
 /// hostile or broken endpoint must not make the sidecar buffer without end.
-pub const MAX_ANSWER_BYTES: usize = 4 << 20;
+pub(crate) const MAX_ANSWER_BYTES: usize = 4 << 20;
 
 pub struct HttpTransport {
     client: reqwest::Client,
@@ -31,7 +31,7 @@ pub struct HttpTransport {
 }
 
 /// `{endpoint}/v1/logs` unless the endpoint already ends with it.
-pub fn logs_url(endpoint: &str) -> String {
+pub(crate) fn logs_url(endpoint: &str) -> String {
     let base = endpoint.trim_end_matches('/');
     if base.ends_with("/v1/logs") { base.to_string() } else { format!("{base}/v1/logs") }
 }
@@ -171,7 +171,11 @@ async fn read_capped(mut resp: reqwest::Response, max: usize) -> (Vec<u8>, bool)
 /// The acknowledgement in a 2xx answer, or why it is none: an empty body
 /// (the specification allows it), else an `ExportLogsServiceResponse` in
 /// the content type of the request.
-pub fn otlp_answer(content_type: Option<&str>, body: &[u8], json: bool) -> Result<ExportLogsServiceResponse, String> {
+pub(crate) fn otlp_answer(
+    content_type: Option<&str>,
+    body: &[u8],
+    json: bool,
+) -> Result<ExportLogsServiceResponse, String> {
     if body.is_empty() {
         return Ok(ExportLogsServiceResponse::default());
     }

@@ -22,14 +22,14 @@ pub enum Verdict {
 
 pub use crate::net::{MAX_SERVER_DELAY, parse_retry_after, rate_limit_reset, retry_after_header, server_delay};
 
-pub fn classify_http(status: u16, retry_after: Option<Duration>) -> Verdict {
+pub(crate) fn classify_http(status: u16, retry_after: Option<Duration>) -> Verdict {
     match status {
         300..=399 | 429 | 502 | 503 | 504 => Verdict::Retry(retry_after),
         _ => Verdict::Permanent,
     }
 }
 
-pub fn classify_grpc(code: Code, retry_info: Option<Duration>) -> Verdict {
+pub(crate) fn classify_grpc(code: Code, retry_info: Option<Duration>) -> Verdict {
     match code {
         Code::Unavailable
         | Code::Cancelled
@@ -46,7 +46,7 @@ pub fn classify_grpc(code: Code, retry_info: Option<Duration>) -> Verdict {
 /// server asks for in the status details.
 mod rpc {
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Status {
+    pub(crate) struct Status {
         #[prost(int32, tag = "1")]
         pub code: i32,
         #[prost(string, tag = "2")]
@@ -56,7 +56,7 @@ mod rpc {
     }
 
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct Any {
+    pub(crate) struct Any {
         #[prost(string, tag = "1")]
         pub type_url: String,
         #[prost(bytes = "vec", tag = "2")]
@@ -70,7 +70,7 @@ mod rpc {
     }
 
     #[derive(Clone, PartialEq, prost::Message)]
-    pub struct ProtoDuration {
+    pub(crate) struct ProtoDuration {
         #[prost(int64, tag = "1")]
         pub seconds: i64,
         #[prost(int32, tag = "2")]
@@ -91,7 +91,7 @@ pub fn grpc_retry_info(details: &[u8]) -> Option<Duration> {
 }
 
 /// Status details carrying RetryInfo, for test servers.
-pub fn grpc_retry_details(code: Code, delay: Duration) -> Vec<u8> {
+pub(crate) fn grpc_retry_details(code: Code, delay: Duration) -> Vec<u8> {
     use prost::Message;
     let info = rpc::RetryInfo {
         retry_delay: Some(rpc::ProtoDuration { seconds: delay.as_secs() as i64, nanos: delay.subsec_nanos() as i32 }),

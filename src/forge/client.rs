@@ -52,7 +52,7 @@ pub enum ForgeError {
 
 impl ForgeError {
     /// A short label for metrics.
-    pub fn status_class(&self) -> &'static str {
+    pub(crate) fn status_class(&self) -> &'static str {
         match self {
             ForgeError::RateLimited { .. } => "429",
             ForgeError::Auth { status: 403, .. } => "403",
@@ -194,7 +194,7 @@ impl ForgeClient {
     /// The API's clock minus the host's, in milliseconds, from the last
     /// answer's `Date` header (whole seconds, so it reads up to a second
     /// early: the safe side for planning). `None` before the first answer.
-    pub fn api_clock_offset_ms(&self) -> Option<i64> {
+    pub(crate) fn api_clock_offset_ms(&self) -> Option<i64> {
         self.clock.offset_ms()
     }
 

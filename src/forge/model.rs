@@ -86,7 +86,7 @@ impl<'de> Deserialize<'de> for NumOrStr {
 
 impl NumOrStr {
     /// The same value, borrowed.
-    pub fn as_num(&self) -> Num<'_> {
+    pub(crate) fn as_num(&self) -> Num<'_> {
         match self {
             NumOrStr::Int(i) => Num::Int(*i),
             NumOrStr::Uint(u) => Num::Uint(*u),
@@ -103,19 +103,19 @@ impl NumOrStr {
         self.as_num().as_u64()
     }
 
-    pub fn as_f64(&self) -> Option<f64> {
+    pub(crate) fn as_f64(&self) -> Option<f64> {
         self.as_num().as_f64()
     }
 
     /// The value as written, for attributes that keep a raw value.
-    pub fn raw(&self) -> String {
+    pub(crate) fn raw(&self) -> String {
         self.as_num().raw()
     }
 }
 
 /// A number as a JSON number or a decimal string, borrowed from the page.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Num<'a> {
+pub(crate) enum Num<'a> {
     Int(i64),
     Uint(u64),
     Float(f64),
@@ -141,7 +141,7 @@ impl Num<'_> {
         }
     }
 
-    pub fn as_f64(&self) -> Option<f64> {
+    pub(crate) fn as_f64(&self) -> Option<f64> {
         match self {
             Num::Int(i) => Some(*i as f64),
             Num::Uint(u) => Some(*u as f64),
@@ -156,7 +156,7 @@ impl Num<'_> {
     }
 
     /// The value as written, for attributes that keep a raw value.
-    pub fn raw(&self) -> String {
+    pub(crate) fn raw(&self) -> String {
         match self {
             Num::Int(i) => i.to_string(),
             Num::Uint(u) => u.to_string(),

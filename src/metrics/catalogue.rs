@@ -17,21 +17,21 @@ use super::{HistogramSnapshot, Registry, SourceMetrics, SourceState, lag_seconds
 
 /// Names the recording side refers to.
 pub mod names {
-    pub const API_DURATION: &str = "forge_sidecar_api_request_duration_seconds";
-    pub const EXPORT_DURATION: &str = "forge_sidecar_export_duration_seconds";
-    pub const ARRIVAL_DELAY: &str = "forge_sidecar_record_arrival_delay_seconds";
+    pub(crate) const API_DURATION: &str = "forge_sidecar_api_request_duration_seconds";
+    pub(crate) const EXPORT_DURATION: &str = "forge_sidecar_export_duration_seconds";
+    pub(crate) const ARRIVAL_DELAY: &str = "forge_sidecar_record_arrival_delay_seconds";
 }
 
 /// Whether a counter or gauge holds whole numbers or floats (the push
 /// picks its instrument by this).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Num {
+pub(crate) enum Num {
     Int,
     Float,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Counter(Num),
     Gauge(Num),
     /// With its bucket bounds, in the family's unit.
@@ -56,7 +56,7 @@ pub struct Scrape<'a> {
 /// Calls `out(label values, value)` once per label set of the family.
 pub type Read = fn(&Scrape<'_>, &mut dyn FnMut(&[&str], Value));
 
-pub struct Family {
+pub(crate) struct Family {
     pub name: &'static str,
     pub kind: Kind,
     pub help: &'static str,
@@ -69,7 +69,7 @@ pub struct Family {
 
 impl Family {
     /// The name on the OTLP push: counters without `_total`.
-    pub fn otlp_name(&self) -> &'static str {
+    pub(crate) fn otlp_name(&self) -> &'static str {
         match self.kind {
             Kind::Counter(_) => self.name.strip_suffix("_total").unwrap_or(self.name),
             _ => self.name,
@@ -153,7 +153,7 @@ macro_rules! app_gauge {
     };
 }
 
-pub static FAMILIES: &[Family] = &[
+pub(crate) static FAMILIES: &[Family] = &[
     Family {
         name: "forge_sidecar_api_requests_total",
         kind: Kind::Counter(Num::Int),

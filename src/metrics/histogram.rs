@@ -72,7 +72,7 @@ impl Histogram {
 
     /// Records one value. Negative values (a record stamped ahead of the
     /// host clock) count as zero; NaN is dropped.
-    pub fn observe(&self, value: f64) {
+    pub(crate) fn observe(&self, value: f64) {
         if value.is_nan() {
             return;
         }
@@ -97,7 +97,7 @@ impl Histogram {
 
     /// The count is the sum of the buckets read, so the series of one
     /// snapshot agree with each other even while observations go on.
-    pub fn snapshot(&self) -> HistogramSnapshot {
+    pub(crate) fn snapshot(&self) -> HistogramSnapshot {
         let mut cumulative = Vec::with_capacity(self.bounds.len());
         let mut total = 0u64;
         for (i, c) in self.counts.iter().enumerate() {

@@ -27,7 +27,7 @@ use serde::Serialize;
 /// Sites remembered per source for silent-site detection: the API covers
 /// about 3,500 sites of an app, so this leaves room without letting a
 /// hostile answer grow the map without end.
-pub const MAX_SITES: usize = 20_000;
+pub(crate) const MAX_SITES: usize = 20_000;
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -70,7 +70,7 @@ pub struct SourceStatus {
 
 /// When a site's records were last seen, and how often they come.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct SiteSeen {
+pub(crate) struct SiteSeen {
     pub last_record_ms: i64,
     /// Smoothed gap between records of this site, in ms.
     pub typical_gap_ms: f64,
@@ -215,7 +215,7 @@ impl SourceMetrics {
     }
 
     /// The export request durations.
-    pub fn export_duration(&self) -> &Histogram {
+    pub(crate) fn export_duration(&self) -> &Histogram {
         &self.export_durations
     }
 
@@ -224,15 +224,15 @@ impl SourceMetrics {
         self.arrival_delay.observe(seconds);
     }
 
-    pub fn calls_last_minute(&self, now_ms: i64) -> usize {
+    pub(crate) fn calls_last_minute(&self, now_ms: i64) -> usize {
         lock(&self.recent_calls).iter().filter(|t| now_ms - **t < 60_000).count()
     }
 
-    pub fn tick(&self, now_ms: i64) {
+    pub(crate) fn tick(&self, now_ms: i64) {
         self.last_tick_ms.store(now_ms, Ordering::Relaxed);
     }
 
-    pub fn update(&self, f: impl FnOnce(&mut SourceStatus)) {
+    pub(crate) fn update(&self, f: impl FnOnce(&mut SourceStatus)) {
         f(&mut lock(&self.status));
     }
 
@@ -246,7 +246,7 @@ impl SourceMetrics {
     }
 
     /// [`Self::site_seen`] for each record of a page, in order, under one lock.
-    pub fn sites_seen<'a>(&self, records: impl IntoIterator<Item = (&'a str, i64)>) {
+    pub(crate) fn sites_seen<'a>(&self, records: impl IntoIterator<Item = (&'a str, i64)>) {
         let mut sites = lock(&self.sites);
         for (site, ts_ms) in records {
             // The hot path: look up without allocating a key; allocate only for a new site.
@@ -286,7 +286,7 @@ pub struct AppGauges {
 }
 
 /// Decides readiness for the `forge_sidecar_ready` gauge (installed by the server).
-pub type ReadyProbe = Box<dyn Fn(&Registry, i64) -> bool + Send + Sync>;
+pub(crate) type ReadyProbe = Box<dyn Fn(&Registry, i64) -> bool + Send + Sync>;
 
 /// Every source's metrics, and the per-app gauges.
 #[derive(Default)]

@@ -8,17 +8,17 @@ use crate::forge::client::ForgeError;
 use crate::progress::Progress;
 
 /// A window whose page keeps failing is halved down to this span, then given up.
-pub const MIN_SPLIT_MS: i64 = 1000;
+pub(crate) const MIN_SPLIT_MS: i64 = 1000;
 
 /// How much older than the API's hard limit a new window stays after the
 /// API called a window too old (added to the configured margin each time).
-pub const OLDER_MARGIN_STEP_MS: i64 = 10 * 60_000;
+pub(crate) const OLDER_MARGIN_STEP_MS: i64 = 10 * 60_000;
 /// How far behind "now" planning moves after the API called a window's end
 /// in the future (a clock ahead of the API's without a `Date` header).
-pub const FUTURE_LAG_STEP_MS: i64 = 15_000;
+pub(crate) const FUTURE_LAG_STEP_MS: i64 = 15_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Action {
+pub(crate) enum Action {
     /// Wait, then ask for the same page again.
     Retry { after: Duration },
     /// 429: every source of the app waits `block` (server-given and capped, or a backoff).
@@ -42,7 +42,7 @@ pub enum Action {
 
 /// The page's situation when the error came.
 #[derive(Debug, Clone, Copy)]
-pub struct Situation<'a> {
+pub(crate) struct Situation<'a> {
     pub progress: &'a Progress,
     /// Failed attempts at this page so far, this one included.
     pub attempts: u32,
@@ -58,7 +58,7 @@ pub struct Situation<'a> {
     pub max_server_delay: Duration,
 }
 
-pub fn on_error(e: &ForgeError, s: &Situation<'_>) -> Action {
+pub(crate) fn on_error(e: &ForgeError, s: &Situation<'_>) -> Action {
     let window = &s.progress.window;
     match e {
         ForgeError::RateLimited { retry_after } => {

@@ -122,7 +122,7 @@ impl Budget {
 
     /// A budget that remembers its calls in `memory` and starts from the
     /// calls remembered there (a restart right after a busy minute waits).
-    pub fn with_memory(app: &str, limit: u32, period: Duration, memory: Memory) -> Self {
+    pub(crate) fn with_memory(app: &str, limit: u32, period: Duration, memory: Memory) -> Self {
         let mut b = Self::new(app, limit, period);
         let now = Instant::now();
         let recent = memory.recent_calls(period);
@@ -143,7 +143,7 @@ impl Budget {
     }
 
     /// Calls per period this process currently allows itself.
-    pub fn effective_rate(&self) -> f64 {
+    pub(crate) fn effective_rate(&self) -> f64 {
         lock(&self.inner).rate
     }
 
@@ -151,7 +151,7 @@ impl Budget {
         self.limit
     }
 
-    pub fn period(&self) -> Duration {
+    pub(crate) fn period(&self) -> Duration {
         self.period
     }
 
@@ -213,7 +213,7 @@ impl Budget {
     /// Returns true when the 429 came while this process was under its
     /// own limit: another client is using the same app's limit, and the
     /// effective rate is cut.
-    pub fn throttle(&self, delay: Duration) -> bool {
+    pub(crate) fn throttle(&self, delay: Duration) -> bool {
         let mut inner = lock(&self.inner);
         let now = Instant::now();
         let until = now.checked_add(delay).unwrap_or(now + crate::net::MAX_SERVER_DELAY);

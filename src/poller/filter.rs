@@ -22,7 +22,7 @@ pub struct Seen {
 /// The copies of each record seen so far in one read of one site group of
 /// a window, keyed like the delivered counts. Starts empty whenever the
 /// read starts again from a first page.
-pub type ReadCounts = HashMap<(i64, u64), u32>;
+pub(crate) type ReadCounts = HashMap<(i64, u64), u32>;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Filtered {

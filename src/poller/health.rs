@@ -9,7 +9,7 @@ use crate::progress::Pass;
 use super::ms;
 
 /// The state a source is in, from its flags and how far behind it is. Pure.
-pub fn state_of(current: SourceState, failing: bool, behind_ms: i64, interval_ms: i64) -> SourceState {
+pub(crate) fn state_of(current: SourceState, failing: bool, behind_ms: i64, interval_ms: i64) -> SourceState {
     if failing {
         if current == SourceState::Throttled { SourceState::Throttled } else { SourceState::Error }
     } else if behind_ms > interval_ms * 2 + 1000 {
@@ -19,7 +19,7 @@ pub fn state_of(current: SourceState, failing: bool, behind_ms: i64, interval_ms
     }
 }
 
-pub fn set_state(m: &SourceMetrics, cp: &Checkpoint, now: i64, poll: &PollConfig) {
+pub(crate) fn set_state(m: &SourceMetrics, cp: &Checkpoint, now: i64, poll: &PollConfig) {
     let behind = now - ms(poll.settle_delay) - cp.watermark_ms;
     m.update(|s| {
         let failing = s.config_error || s.api_failing || s.export_failing || s.checkpoint_failing;
@@ -27,7 +27,7 @@ pub fn set_state(m: &SourceMetrics, cp: &Checkpoint, now: i64, poll: &PollConfig
     });
 }
 
-pub fn api_ok(m: &SourceMetrics, at_ms: i64) {
+pub(crate) fn api_ok(m: &SourceMetrics, at_ms: i64) {
     m.update(|s| {
         s.last_poll_ok_ms = Some(at_ms);
         s.api_failing = false;
@@ -38,7 +38,7 @@ pub fn api_ok(m: &SourceMetrics, at_ms: i64) {
     });
 }
 
-pub fn api_failed(m: &SourceMetrics, at_ms: i64, message: &str, config_error: bool) {
+pub(crate) fn api_failed(m: &SourceMetrics, at_ms: i64, message: &str, config_error: bool) {
     m.update(|s| {
         s.api_failing = true;
         s.config_error = config_error;
@@ -54,7 +54,7 @@ pub fn stuck(m: &SourceMetrics) {
     m.update(|s| s.state = SourceState::Error);
 }
 
-pub fn checkpoint_failed(m: &SourceMetrics, at_ms: i64, message: String) {
+pub(crate) fn checkpoint_failed(m: &SourceMetrics, at_ms: i64, message: String) {
     m.update(|s| {
         s.checkpoint_failing = true;
         s.state = SourceState::Error;

@@ -34,7 +34,7 @@ pub trait Clock: Send + Sync {
     fn now_ms(&self) -> i64;
 }
 
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> i64 {

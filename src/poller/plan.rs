@@ -52,7 +52,7 @@ pub enum Next {
 
 /// When the stretch starting a window falls due: its deadline, for
 /// ordering calls across passes and sources (earliest first).
-pub fn due(window: &Window, p: &Params) -> i64 {
+pub(crate) fn due(window: &Window, p: &Params) -> i64 {
     let wait = match window.pass {
         Pass::First => p.settle_ms,
         Pass::Late => p.late_ms,
@@ -62,7 +62,7 @@ pub fn due(window: &Window, p: &Params) -> i64 {
 
 /// Moves marks older than the API's retention up to it. Returns the
 /// stretch (ms) of first-pass time that can no longer be read.
-pub fn clamp_to_retention(w: &mut i64, w2: &mut i64, oldest_ms: i64) -> i64 {
+pub(crate) fn clamp_to_retention(w: &mut i64, w2: &mut i64, oldest_ms: i64) -> i64 {
     let gap = (oldest_ms - *w).max(0);
     *w = (*w).max(oldest_ms);
     *w2 = (*w2).max(oldest_ms).min(*w);
@@ -106,7 +106,7 @@ pub fn next(w: i64, w2: i64, p: &Params) -> Next {
 }
 
 /// Marks after a window is fully read and delivered.
-pub fn advance(w: &mut i64, w2: &mut i64, win: &Window) {
+pub(crate) fn advance(w: &mut i64, w2: &mut i64, win: &Window) {
     match win.pass {
         Pass::First => {
             *w = (*w).max(win.end_ms);

@@ -82,7 +82,7 @@ Introspection:
 
 /// What a record's index makes of it under the current knobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IdShape {
+pub(crate) enum IdShape {
     Normal,
     /// A 16-hex trace id.
     Short,
@@ -111,13 +111,13 @@ impl Behaviour {
 
     /// The extra delay (ns) before the copy of a twinned record becomes visible:
     /// every second twin, so exactly half of them are late.
-    pub fn twin_delay_ns(&self, index: u64) -> i64 {
+    pub(crate) fn twin_delay_ns(&self, index: u64) -> i64 {
         let ordinal = (index + TWIN_PHASE) / self.twin_every.max(1);
         if ordinal % 2 == 1 { (self.twin_late_ms.min(86_400_000) as i64) * 1_000_000 } else { 0 }
     }
 
     /// The shape of record `index`'s ids.
-    pub fn id_shape(&self, index: u64) -> IdShape {
+    pub(crate) fn id_shape(&self, index: u64) -> IdShape {
         if every(self.odd_ids_every, index, ODD_PHASE) {
             match (index + ODD_PHASE) / self.odd_ids_every.max(1) % 3 {
                 0 => IdShape::Odd20,
@@ -132,19 +132,22 @@ impl Behaviour {
     }
 
     /// The API's clock for the host's `host_ms`.
-    pub fn api_ms(&self, host_ms: i64) -> i64 {
+    pub(crate) fn api_ms(&self, host_ms: i64) -> i64 {
         host_ms.saturating_add(self.clock_offset_ms)
     }
 }
 
 /// `Date` header text for milliseconds since the epoch (clamped at the epoch).
-pub fn http_date(ms: i64) -> String {
+pub(crate) fn http_date(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     httpdate::fmt_http_date(t)
 }
 
 /// Applies a JSON object's keys onto `current` (PATCH); unknown keys are refused.
-pub fn patch<T: Serialize + serde::de::DeserializeOwned>(current: &T, changes: serde_json::Value) -> Result<T, String> {
+pub(crate) fn patch<T: Serialize + serde::de::DeserializeOwned>(
+    current: &T,
+    changes: serde_json::Value,
+) -> Result<T, String> {
     let mut value = serde_json::to_value(current).map_err(|e| e.to_string())?;
     let (Some(target), serde_json::Value::Object(changes)) = (value.as_object_mut(), changes) else {
         return Err("expected a JSON object".into());

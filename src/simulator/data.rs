@@ -119,7 +119,7 @@ impl Generator {
     }
 
     /// First index whose timestamp may be at or after `ts_ns`.
-    pub fn first_index_at(&self, ts_ns: i64) -> u64 {
+    pub(crate) fn first_index_at(&self, ts_ns: i64) -> u64 {
         let i = (ts_ns - self.t0_ns).div_euclid(self.step_ns.max(1)) - 1;
         i.max(0) as u64
     }
@@ -129,11 +129,11 @@ impl Generator {
         self.t0_ns + (i as i64) * self.step_ns > ts_ns
     }
 
-    pub fn level_name(level: usize) -> &'static str {
+    pub(crate) fn level_name(level: usize) -> &'static str {
         LEVELS[level].0
     }
 
-    pub fn site_of(&self, m: &Meta) -> Option<&str> {
+    pub(crate) fn site_of(&self, m: &Meta) -> Option<&str> {
         self.sites.get(m.site).map(String::as_str)
     }
 

@@ -27,7 +27,7 @@ pub(crate) struct Limiter {
 impl Limiter {
     /// Admits our call at `now`, or tells how long until a slot frees.
     /// `other` is the other client's calls per `window`.
-    pub fn admit(&mut self, now: Instant, limit: usize, window: Duration, other: u32) -> Result<(), Duration> {
+    pub(crate) fn admit(&mut self, now: Instant, limit: usize, window: Duration, other: u32) -> Result<(), Duration> {
         let period = (other > 0).then(|| (window / other).max(Duration::from_millis(1)));
         self.replay_other(now, window, period);
         self.expire(now, window);
@@ -88,7 +88,7 @@ impl Limiter {
 
     /// Calls (ours and the other client's) in the window ending at `now`.
     #[cfg(test)]
-    pub fn in_window(&self, now: Instant, window: Duration) -> usize {
+    pub(crate) fn in_window(&self, now: Instant, window: Duration) -> usize {
         self.calls.iter().filter(|(c, _)| now.duration_since(*c) < window).count()
     }
 }

@@ -18,7 +18,7 @@ pub mod crash_point {
     static AT: OnceLock<Option<u64>> = OnceLock::new();
     static COMMITS: AtomicU64 = AtomicU64::new(0);
 
-    pub fn before_commit() {
+    pub(crate) fn before_commit() {
         let at = AT
             .get_or_init(|| std::env::var("FORGE_SIDECAR_FAULT_ABORT_BEFORE_COMMIT").ok().and_then(|v| v.parse().ok()));
         if let Some(n) = at

@@ -50,7 +50,7 @@ pub enum Failure {
 }
 
 /// Where [`Failure::Redirect`] sends the client.
-pub const LANDING: &str = "/landing";
+pub(crate) const LANDING: &str = "/landing";
 const LANDING_PAGE: &str = "<!doctype html><html><body><h1>Welcome</h1></body></html>";
 
 #[derive(Default)]

@@ -37,7 +37,7 @@ struct Shared {
 }
 
 #[derive(Debug, Clone)]
-pub struct Memory {
+pub(crate) struct Memory {
     shared: Arc<Shared>,
     limit: usize,
 }
@@ -73,7 +73,7 @@ impl Memory {
     }
 
     /// How long ago each remembered call within the last `period` was, oldest first.
-    pub fn recent_calls(&self, period: Duration) -> Vec<Duration> {
+    pub(crate) fn recent_calls(&self, period: Duration) -> Vec<Duration> {
         let now = crate::timefmt::system_millis(SystemTime::now());
         let period_ms = i64::try_from(period.as_millis()).unwrap_or(i64::MAX);
         let mut out: Vec<Duration> = lock(&self.shared.calls)
