@@ -299,6 +299,10 @@ impl<'a> Parser<'a> {
             }
         }
         let text = self.s.get(start..self.i).unwrap_or_default();
+        if !float && negative && text.bytes().skip(1).all(|c| c == b'0') {
+            // serde_json (the reference) reads `-0` as the float -0.0.
+            return Ok(Num::Float(-0.0));
+        }
         if !float {
             let parsed = if negative { text.parse::<i64>().map(Num::Int) } else { text.parse::<u64>().map(Num::Uint) };
             if let Ok(n) = parsed {

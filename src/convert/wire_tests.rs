@@ -198,3 +198,9 @@ fn times_past_i64_are_kept_raw_and_counted() {
     }
     assert_eq!(msgs[2].time_unix_nano, i64::MAX as u64);
 }
+
+#[test]
+fn negative_zero_agrees_with_the_reference() {
+    // Found by the decode_page fuzz target (fuzz/regressions/decode_page).
+    check_agrees(r#"{"appLogs":[{"body":{"doubleValue":-0}},{"body":{"intValue":-0}},{"severityNumber":-0}]}"#, 1);
+}
