@@ -16,6 +16,8 @@
 //!   readiness, Prometheus metrics, `/status`; [`logging`].
 //! - [`simulator`]: the built-in Forge API simulator; [`demo`]: simulator,
 //!   sidecar and console in one process; [`testkit`]: an in-process OTLP receiver.
+//! - [`tools`]: the support desk's one-off commands (`fetch`, `backfill`,
+//!   `import-audit`).
 //! - Small helpers: [`backoff`], [`fingerprint`], [`timefmt`], [`tls`].
 
 pub mod app;
@@ -40,6 +42,7 @@ pub mod telemetry;
 pub mod testkit;
 pub mod timefmt;
 pub mod tls;
+pub mod tools;
 pub mod wait;
 
 /// Resolves on SIGINT or SIGTERM.
