@@ -427,8 +427,16 @@ fn main() -> ExitCode {
         Command::Backfill(args) => support::backfill(&args),
         Command::ImportAudit(args) => support::import_audit(&args),
         Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "forge-otel-sidecar", &mut std::io::stdout());
-            ExitCode::SUCCESS
+            // Into memory first: the generator panics on a failed write (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "forge-otel-sidecar", &mut script);
+            match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
         }
         Command::ManPage => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
             Ok(()) => ExitCode::SUCCESS,

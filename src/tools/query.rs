@@ -134,9 +134,10 @@ impl Range {
         Ok(Self { from_ms, to_ms })
     }
 
-    /// The windows of at most an hour covering the range, in order.
+    /// The windows covering the range, in order: at most an hour with the
+    /// millisecond asked past each end ([`super::read`]).
     pub fn windows(&self) -> Vec<(i64, i64)> {
-        let step = MAX_WINDOW.as_millis() as i64;
+        let step = MAX_WINDOW.as_millis() as i64 - 2;
         let mut out = Vec::new();
         let mut start = self.from_ms;
         while start < self.to_ms {
@@ -162,13 +163,14 @@ mod tests {
 
     #[test]
     fn windows_cover_the_range_in_hours() {
-        let r = Range::check(NOW - 3 * 3_600_000 - 5_000, NOW - 5_000, NOW).unwrap_or_else(|e| panic!("{e}"));
+        let r = Range::check(NOW - 3 * 3_600_000 - 5_000, NOW - 5_006, NOW).unwrap_or_else(|e| panic!("{e}"));
         let w = r.windows();
         assert_eq!(w.len(), 3);
         assert_eq!(w[0].0, r.from_ms);
         assert_eq!(w[2].1, r.to_ms);
         assert!(w.windows(2).all(|p| p[0].1 == p[1].0));
-        assert!(w.iter().all(|(a, b)| b - a <= 3_600_000 && a < b));
+        // Asked 1 ms past both ends, a window stays within the API's hour.
+        assert!(w.iter().all(|(a, b)| (b + 1) - (a - 1) <= 3_600_000 && a < b));
         let odd = Range::check(NOW - 3_600_000 - 90_000, NOW - 10_000, NOW).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(odd.windows().len(), 2);
     }
