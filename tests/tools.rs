@@ -166,7 +166,18 @@ async fn backfill_delivers_every_record_once_and_resumes_after_a_kill() {
     let (from, to) = (now - 100 * 60_000, now - 10 * 60_000);
     let expected: Vec<u64> = sim_records(&sim, from, to, None).into_iter().map(|(s, _)| s).collect();
     let (f, t) = (format_millis(from), format_millis(to));
-    let a = args(&["backfill", "-c", &cfg, "--from", &f, "--to", &t]);
+
+    // The source already delivered the range's first 10 minutes: refused without --yes.
+    let checkpoint = forge_otel_sidecar::checkpoint::Store::new(&state.path().join("state")).path("prod");
+    std::fs::create_dir_all(checkpoint.parent().unwrap()).unwrap();
+    std::fs::write(&checkpoint, format!(r#"{{"version":3,"source":"prod","watermark_ms":{}}}"#, from + 600_000))
+        .unwrap();
+    let o = run(args(&["backfill", "-c", &cfg, "--from", &f, "--to", &t])).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("(10 min)") && stderr(&o).contains("--yes"), "{}", stderr(&o));
+    assert!(sim.requests().is_empty() && rx.record_count() == 0, "nothing read or sent");
+
+    let a = args(&["backfill", "-c", &cfg, "--from", &f, "--to", &t, "--yes"]);
     let log = std::fs::File::create(state.path().join("first.log")).unwrap();
     let mut child = Command::new(BIN).args(&a).stdin(Stdio::null()).stderr(log).spawn().unwrap();
     let mut waited = 0;
