@@ -3,6 +3,9 @@
 //! 14-day limit, plain progress lines), `backfill` (once, resumed after a
 //! kill) and `import-audit` (good rows once, even imported twice).
 
+// Tests may unwrap: a failure is a test failure.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use std::collections::HashMap;

@@ -291,6 +291,7 @@ pub async fn run(args: &ImportAuditArgs, cfg: Option<&Config>) -> Result<bool, T
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 

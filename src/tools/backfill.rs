@@ -214,6 +214,7 @@ pub async fn run(args: &BackfillArgs, cfg: &Config) -> Result<bool, ToolError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 

@@ -156,6 +156,7 @@ impl std::fmt::Display for Range {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // tests may unwrap
 mod tests {
     use super::*;
 
