@@ -348,57 +348,6 @@ fn dead_letter(action: DeadLetterCommand) -> ExitCode {
     }
 }
 
-/// The support desk's commands: load the config, run on one thread, map errors to exit codes.
-mod support {
-    use super::{ExitCode, block_on, load};
-    use forge_otel_sidecar::tools::{self, ToolError};
-
-    fn report(result: Result<bool, ToolError>) -> ExitCode {
-        match result {
-            Ok(true) => ExitCode::SUCCESS,
-            Ok(false) => ExitCode::from(1),
-            Err(e) => {
-                eprintln!("error: {e}");
-                e.exit()
-            }
-        }
-    }
-
-    fn setup(path: &std::path::Path) -> Result<forge_otel_sidecar::config::Config, ExitCode> {
-        let cfg = load(path)?;
-        // Log lines go to stderr beside the progress; warnings and errors only.
-        forge_otel_sidecar::logging::init(cfg.log.format, "warn");
-        Ok(cfg)
-    }
-
-    pub fn fetch(args: &tools::fetch::FetchArgs) -> ExitCode {
-        let cfg = match setup(&args.query.config) {
-            Ok(c) => c,
-            Err(code) => return code,
-        };
-        block_on(async move { report(tools::fetch::run(args, &cfg).await.map(|_| true)) })
-    }
-
-    pub fn backfill(args: &tools::backfill::BackfillArgs) -> ExitCode {
-        let cfg = match setup(&args.query.config) {
-            Ok(c) => c,
-            Err(code) => return code,
-        };
-        block_on(async move { report(tools::backfill::run(args, &cfg).await) })
-    }
-
-    pub fn import_audit(args: &tools::audit::ImportAuditArgs) -> ExitCode {
-        let cfg = match &args.config {
-            Some(path) => match setup(path) {
-                Ok(c) => Some(c),
-                Err(code) => return code,
-            },
-            None => None,
-        };
-        block_on(async move { report(tools::audit::run(args, cfg.as_ref()).await) })
-    }
-}
-
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -423,9 +372,9 @@ fn main() -> ExitCode {
             }
         },
         Command::DeadLetter { action } => dead_letter(action),
-        Command::Fetch(args) => support::fetch(&args),
-        Command::Backfill(args) => support::backfill(&args),
-        Command::ImportAudit(args) => support::import_audit(&args),
+        Command::Fetch(args) => forge_otel_sidecar::tools::cli::fetch(&args),
+        Command::Backfill(args) => forge_otel_sidecar::tools::cli::backfill(&args),
+        Command::ImportAudit(args) => forge_otel_sidecar::tools::cli::import_audit(&args),
         Command::Completions { shell } => {
             // Into memory first: the generator panics on a failed write (a closed pipe).
             let mut script = Vec::new();

@@ -6,7 +6,8 @@
 //! - [`query`]: which source, sites, levels and time range a command reads;
 //! - [`read`]: the window-by-window, page-by-page reader, paced by the
 //!   app's budget shared with a running sidecar through the state directory;
-//! - [`progress`]: a bar on a terminal, plain lines otherwise.
+//! - [`progress`]: a bar on a terminal, plain lines otherwise;
+//! - [`cli`]: the entry points `main` calls.
 //!
 //! None of them takes the state directory's lock (a running sidecar holds
 //! it): each reads and writes only its own files there (the budget memory,
@@ -14,6 +15,7 @@
 
 pub mod audit;
 pub mod backfill;
+pub mod cli;
 pub mod fetch;
 pub mod progress;
 pub mod query;

@@ -23,7 +23,7 @@ impl Progress {
     pub fn new(label: &str, total: u64) -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            let style = ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} windows, {msg}, ETA {eta}")
+            let style = ProgressStyle::with_template("{prefix} [{bar:20}] {pos}/{len} windows, {msg}, ETA {eta}")
                 .map(|s| s.progress_chars("=> "))
                 .unwrap_or_else(|_| ProgressStyle::default_bar());
             bar.set_style(style);
