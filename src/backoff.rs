@@ -32,7 +32,6 @@ impl Backoff {
         d
     }
 
-    #[cfg(test)]
     pub fn attempts(&self) -> u32 {
         self.attempt
     }

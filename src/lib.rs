@@ -26,6 +26,8 @@
 //! - [`simulator`]: the built-in Forge API simulator; [`demo`]: simulator,
 //!   sidecar and console in one process; `testkit` (feature `testkit`,
 //!   tests only): an in-process OTLP receiver and the crash hook.
+//! - [`tools`]: the support desk's one-off commands (`fetch`, `backfill`,
+//!   `import-audit`).
 
 pub mod app;
 pub mod backoff;
@@ -49,6 +51,7 @@ pub mod telemetry;
 pub mod testkit;
 pub mod timefmt;
 pub mod tls;
+pub mod tools;
 pub mod wait;
 
 /// Resolves on SIGINT or SIGTERM.

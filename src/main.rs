@@ -1,15 +1,18 @@
-//! The command line: `run`, `check-config`, `dead-letter`, `simulate`, `demo`, `healthcheck`.
+//! The command line: `run`, `check-config`, `dead-letter`, `fetch`, `backfill`,
+//! `import-audit`, `simulate`, `demo`, `healthcheck`, `completions`, `man-page`.
+//! Each command's work lives in the library (`tools` for the support commands).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use forge_otel_sidecar::config::{self, Config};
 
 const EXAMPLES: &str = "\
 Examples:
   forge-otel-sidecar demo
   forge-otel-sidecar check-config --config config/example.yaml
+  forge-otel-sidecar fetch --config config/example.yaml --since 2h --format text
   forge-otel-sidecar dead-letter show --config config/example.yaml
   FORGE_API_TOKEN=... forge-otel-sidecar run --config /etc/forge-otel-sidecar/config.yaml
 
@@ -25,25 +28,48 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Poll the Forge App logs API and deliver records over OTLP.
+    #[command(
+        after_help = "Example:\n  FORGE_API_TOKEN=... forge-otel-sidecar run --config /etc/forge-otel-sidecar/config.yaml"
+    )]
     Run {
         /// Config file (YAML).
         #[arg(long, short, env = "FORGE_OTEL_CONFIG")]
         config: PathBuf,
     },
     /// Validate a config file and print the effective config (secrets redacted).
+    #[command(after_help = "Example:\n  forge-otel-sidecar check-config --config config/example.yaml")]
     CheckConfig {
         /// Config file (YAML).
         #[arg(long, short, env = "FORGE_OTEL_CONFIG")]
         config: PathBuf,
     },
     /// Inspect or re-send the dead-letter file (records a backend rejected for good).
+    #[command(after_help = "Example:\n  forge-otel-sidecar dead-letter show --config config/example.yaml")]
     DeadLetter {
         #[command(subcommand)]
         action: DeadLetterCommand,
     },
     /// Serve a simulator of the Forge App logs API (no Atlassian account needed).
     Simulate(Box<SimulateArgs>),
+    /// Fetch a source's logs of a time range to stdout or a file (JSON lines, OTLP/JSON or text).
+    #[command(after_help = forge_otel_sidecar::tools::fetch::HELP)]
+    Fetch(Box<forge_otel_sidecar::tools::fetch::FetchArgs>),
+    /// Deliver a source's logs of a time range through the configured exporter.
+    #[command(after_help = forge_otel_sidecar::tools::backfill::HELP)]
+    Backfill(Box<forge_otel_sidecar::tools::backfill::BackfillArgs>),
+    /// Import the developer console's audit log CSV through the configured exporter.
+    #[command(after_help = forge_otel_sidecar::tools::audit::HELP)]
+    ImportAudit(forge_otel_sidecar::tools::audit::ImportAuditArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    #[command(
+        after_help = "Example:\n  forge-otel-sidecar completions bash > /etc/bash_completion.d/forge-otel-sidecar"
+    )]
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff).
+    #[command(after_help = "Example:\n  forge-otel-sidecar man-page > /usr/local/share/man/man1/forge-otel-sidecar.1")]
+    ManPage,
     /// Run the simulator, the sidecar and a readable console together (no account needed).
+    #[command(after_help = "Example:\n  forge-otel-sidecar demo --duration 2m")]
     Demo {
         /// Stop after this long (default: run until Ctrl-C).
         #[arg(long, value_parser = humantime::parse_duration)]
@@ -56,6 +82,7 @@ enum Command {
         records_per_second: f64,
     },
     /// Call /healthz of a running sidecar; exit 0 when healthy, 1 otherwise (for images without curl).
+    #[command(after_help = "Example:\n  forge-otel-sidecar healthcheck --addr 127.0.0.1:9464")]
     Healthcheck {
         /// Address of the sidecar's server.
         #[arg(long, env = "FORGE_OTEL_HEALTH_ADDR", default_value = "127.0.0.1:9464")]
@@ -66,6 +93,7 @@ enum Command {
 #[derive(Subcommand)]
 enum DeadLetterCommand {
     /// Counts by reason and source, oldest and newest entry; exit 0 even when empty.
+    #[command(after_help = "Example:\n  forge-otel-sidecar dead-letter show --config config/example.yaml --entries")]
     Show {
         /// Config file (YAML); its state.dir holds the file.
         #[arg(long, short, env = "FORGE_OTEL_CONFIG")]
@@ -77,6 +105,9 @@ enum DeadLetterCommand {
     /// Send the file's records again through the configured exporter, then keep the file
     /// as dead-letter.jsonl.replayed-<time>; what fails again goes to a new dead-letter.jsonl.
     /// Exit 0 when every record was accepted, 1 otherwise.
+    #[command(
+        after_help = "Example:\n  forge-otel-sidecar dead-letter replay --config config/example.yaml --give-up-after 5m"
+    )]
     Replay {
         /// Config file (YAML): the exporter and state.dir.
         #[arg(long, short, env = "FORGE_OTEL_CONFIG")]
@@ -89,7 +120,10 @@ enum DeadLetterCommand {
 }
 
 #[derive(clap::Args)]
-#[command(after_help = forge_otel_sidecar::simulator::behaviour::CLI_HELP)]
+#[command(
+    after_help = forge_otel_sidecar::simulator::behaviour::CLI_HELP,
+    before_help = "Example:\n  forge-otel-sidecar simulate --listen 127.0.0.1:8080 --app demo-app:production,staging"
+)]
 struct SimulateArgs {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
@@ -338,6 +372,28 @@ fn main() -> ExitCode {
             }
         },
         Command::DeadLetter { action } => dead_letter(action),
+        Command::Fetch(args) => forge_otel_sidecar::tools::cli::fetch(&args),
+        Command::Backfill(args) => forge_otel_sidecar::tools::cli::backfill(&args),
+        Command::ImportAudit(args) => forge_otel_sidecar::tools::cli::import_audit(&args),
+        Command::Completions { shell } => {
+            // Into memory first: the generator panics on a failed write (a closed pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "forge-otel-sidecar", &mut script);
+            match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::ManPage => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
         Command::Simulate(args) => simulate(*args),
         Command::Healthcheck { addr } => healthcheck(&addr),
         Command::Demo { duration, history, records_per_second } => {

@@ -2,7 +2,7 @@
 //! from milliseconds since the Unix epoch.
 
 /// Formats milliseconds since the epoch as `2024-02-13T10:50:44.939Z`.
-pub(crate) fn format_millis(ms: i64) -> String {
+pub fn format_millis(ms: i64) -> String {
     let days = ms.div_euclid(86_400_000);
     let rem = ms.rem_euclid(86_400_000);
     let (y, m, d) = civil_from_days(days);

@@ -119,7 +119,7 @@ impl Generator {
     }
 
     /// First index whose timestamp may be at or after `ts_ns`.
-    pub(crate) fn first_index_at(&self, ts_ns: i64) -> u64 {
+    pub fn first_index_at(&self, ts_ns: i64) -> u64 {
         let i = (ts_ns - self.t0_ns).div_euclid(self.step_ns.max(1)) - 1;
         i.max(0) as u64
     }
@@ -133,7 +133,7 @@ impl Generator {
         LEVELS[level].0
     }
 
-    pub(crate) fn site_of(&self, m: &Meta) -> Option<&str> {
+    pub fn site_of(&self, m: &Meta) -> Option<&str> {
         self.sites.get(m.site).map(String::as_str)
     }
 
