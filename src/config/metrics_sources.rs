@@ -86,6 +86,12 @@ impl MetricsSourceConfig {
     }
 }
 
+/// Validates a `resource_attributes` map at a key path, pushing its errors.
+pub(super) type AttributesFn<'a> =
+    dyn FnMut(&str, BTreeMap<String, yaml_serde::Value>) -> Vec<(String, AttrValue)> + 'a;
+/// Renders configured attributes as a YAML mapping.
+pub(super) type RenderAttributes = dyn Fn(&[(String, AttrValue)]) -> Value;
+
 /// `8-4-4-4-12` hexadecimal digits.
 pub fn is_uuid(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
@@ -97,7 +103,7 @@ pub fn is_uuid(s: &str) -> bool {
 pub(super) fn validate(
     raw: Vec<RawMetricsSource>,
     log_names: &HashSet<String>,
-    attributes: &mut dyn FnMut(&str, BTreeMap<String, yaml_serde::Value>) -> Vec<(String, AttrValue)>,
+    attributes: &mut AttributesFn<'_>,
     errs: &mut Vec<String>,
 ) -> Vec<MetricsSourceConfig> {
     let mut out = Vec::new();
@@ -216,7 +222,7 @@ pub(super) fn capture_tokens(tree: &Value) -> Vec<Option<String>> {
 pub(super) fn render(
     list: &[MetricsSourceConfig],
     origins: &Origins,
-    attrs: &dyn Fn(&[(String, AttrValue)]) -> Value,
+    attrs: &RenderAttributes,
     notes: &mut Vec<String>,
 ) -> Value {
     let mut out = Vec::new();

@@ -41,7 +41,7 @@ pub fn metrics_url(cfg: &ExporterConfig) -> String {
 }
 
 pub enum MetricsTransport {
-    Grpc { client: MetricsServiceClient<Channel>, metadata: MetadataMap, timeout: std::time::Duration },
+    Grpc { client: Box<MetricsServiceClient<Channel>>, metadata: MetadataMap, timeout: std::time::Duration },
     Http { client: reqwest::Client, url: String, json: bool, compression: Compression },
     Stdout,
 }
@@ -58,7 +58,11 @@ impl MetricsTransport {
                     Compression::Gzip => client.send_compressed(CompressionEncoding::Gzip),
                     Compression::Zstd => client.send_compressed(CompressionEncoding::Zstd),
                 };
-                MetricsTransport::Grpc { client, metadata: super::grpc::metadata(cfg)?, timeout: cfg.timeout }
+                MetricsTransport::Grpc {
+                    client: Box::new(client),
+                    metadata: super::grpc::metadata(cfg)?,
+                    timeout: cfg.timeout,
+                }
             }
             Protocol::HttpProtobuf | Protocol::HttpJson => MetricsTransport::Http {
                 client: super::http::client(cfg)?,
@@ -77,7 +81,7 @@ impl MetricsTransport {
                 let mut request = tonic::Request::new(req.clone());
                 *request.metadata_mut() = metadata.clone();
                 request.set_timeout(*timeout);
-                match client.clone().export(request).await {
+                match (**client).clone().export(request).await {
                     Ok(resp) => Ok(partial(resp.into_inner())),
                     Err(status) => Err(SendError {
                         verdict: super::grpc::verdict(&status),

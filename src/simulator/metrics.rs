@@ -88,7 +88,7 @@ impl MetricsState {
     pub fn new(config: MetricsSimConfig, seed: u64, t0_ns: i64) -> Self {
         let t0_ms = (t0_ns / 1_000_000).div_euclid(60_000) * 60_000 + 60_000;
         let generator = MetricsGen {
-            seed: seed ^ 0x6d65_7472_6963_73,
+            seed: seed ^ 0x006d_6574_7269_6373,
             t0_ms,
             lag_ms: config.lag.as_millis().min(i64::MAX as u128) as i64,
             late_permille: (config.late_fraction.clamp(0.0, 1.0) * 1000.0) as u64,

@@ -27,9 +27,12 @@ pub enum Shape {
     Histogram,
 }
 
+/// A series attribute: key and value.
+pub type Series = (&'static str, &'static str);
+
 /// How a metric enum value is served: OTLP name, shape, unit and the
-/// attribute that tells its series apart.
-pub fn describe(metric: &str) -> Option<(&'static str, Shape, &'static str, &'static [(&'static str, &'static str)])> {
+/// attribute values that tell its series apart.
+pub fn describe(metric: &str) -> Option<(&'static str, Shape, &'static str, &'static [Series])> {
     const FUNCTIONS: &[(&str, &str)] = &[("functionKey", "resolver"), ("functionKey", "scheduled-trigger")];
     const URLS: &[(&str, &str)] = &[("url", "/rest/api/3/issue"), ("url", "/wiki/api/v2/pages")];
     const ERRORS: &[(&str, &str)] = &[("errorType", "TIMEOUT"), ("errorType", "UNHANDLED_EXCEPTION")];
