@@ -27,6 +27,7 @@ pub struct RawMetricsSource {
     pub metrics: Option<Vec<String>>,
     pub service_name: Option<String>,
     pub resource_attributes: Option<BTreeMap<String, yaml_serde::Value>>,
+    pub settle_delay: Option<super::raw::Scalar>,
     pub email: Option<String>,
     pub api_token: Option<String>,
     pub api_token_file: Option<String>,
@@ -50,6 +51,12 @@ pub struct MetricsSourceConfig {
     pub metrics: Vec<String>,
     pub service_name: String,
     pub resource_attributes: Vec<(String, AttrValue)>,
+    /// Overrides `poll.settle_delay`: no point newer than this is read on
+    /// the first pass. Metrics are re-aggregated late, and a point's
+    /// corrected value is not delivered again (its identity is the same),
+    /// so this should cover the API's re-aggregation delay.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "super::ser_opt_duration")]
+    pub settle_delay: Option<std::time::Duration>,
     /// `None`: `forge.email` and its token.
     pub credentials: Option<MetricsCredentials>,
 }
@@ -153,6 +160,10 @@ pub(super) fn validate(
             // Different checkpoint names, but /status and /metrics label by name.
             push("name", format!("`{name}` is used by a log source"));
         }
+        let settle_delay = s
+            .settle_delay
+            .as_ref()
+            .and_then(|v| super::validate::parse_duration(&v.text()).map_err(|e| push("settle_delay", e)).ok());
         let credentials = credentials(&s.email, s.api_token, s.api_token_file, &mut push);
         let resource_attributes = attributes(&p, s.resource_attributes.unwrap_or_default());
         let source = MetricsSourceConfig {
@@ -162,6 +173,7 @@ pub(super) fn validate(
             metrics,
             service_name: s.service_name.unwrap_or_else(|| "forge-app".into()),
             resource_attributes,
+            settle_delay,
             credentials,
         };
         if !queries.insert(source.query_key()) {
@@ -234,6 +246,9 @@ pub(super) fn render(
         m.insert("metrics".into(), Value::Sequence(s.metrics.iter().map(|e| e.clone().into()).collect()));
         m.insert("service_name".into(), s.service_name.clone().into());
         m.insert("resource_attributes".into(), attrs(&s.resource_attributes));
+        if let Some(d) = s.settle_delay {
+            m.insert("settle_delay".into(), humantime::format_duration(d).to_string().into());
+        }
         if let Some(c) = &s.credentials {
             m.insert("email".into(), c.email.clone().into());
             match &c.token {

@@ -78,7 +78,7 @@ fn mistakes_are_named_by_key_path() {
 #[test]
 fn printed_metrics_sources_load_back_without_secrets() {
     let text = format!(
-        "{}    name: own\n    email: owner@example.com\n    api_token: ${{env:OWNER}}\n  - app_id: {APP}\n    name: literal\n    environments: [q]\n    email: o2@example.com\n    api_token: lit-SECRET\n    resource_attributes:\n      team: ops\n",
+        "{}    name: own\n    settle_delay: 3m\n    email: owner@example.com\n    api_token: ${{env:OWNER}}\n  - app_id: {APP}\n    name: literal\n    environments: [q]\n    email: o2@example.com\n    api_token: lit-SECRET\n    resource_attributes:\n      team: ops\n",
         base(&format!("  - app_id: {APP}\n    environments: [p, q]\n    metrics: [FORGE_API_REQUEST_COUNT]\n"))
     );
     let text = text.replace("tok-123", "${env:FT}");
@@ -87,6 +87,8 @@ fn printed_metrics_sources_load_back_without_secrets() {
     let printed = print::render(&cfg, &origins);
     assert!(!printed.contains("SECRET"), "{printed}");
     assert!(printed.contains("api_token: ${env:OWNER}"), "{printed}");
+    assert_eq!(cfg.metrics_sources[0].settle_delay, Some(std::time::Duration::from_secs(180)));
+    assert_eq!(cfg.metrics_sources[1].settle_delay, None);
     assert!(printed.contains("metrics_sources[1].api_token: written in the file"), "{printed}");
     let again = Config::from_yaml(&printed.replace("'[REDACTED]'", "lit-SECRET"), &e).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cfg, again, "{printed}");

@@ -17,6 +17,7 @@ fn source(envs: &[&str]) -> MetricsSourceConfig {
         metrics: Vec::new(),
         service_name: "svc".into(),
         resource_attributes: vec![("team".into(), AttrValue::Str("ops".into()))],
+        settle_delay: None,
         credentials: None,
     }
 }

@@ -105,7 +105,7 @@ impl MetricsSourceTask {
         let p = &self.shared.poll;
         Params {
             now_ms: now,
-            settle_ms: ms(p.settle_delay),
+            settle_ms: ms(self.source.settle_delay.unwrap_or(p.settle_delay)),
             late_ms: ms(p.late_arrival),
             interval_ms: ms(p.interval),
             oldest_ms: now - ms(API_RETENTION) + ms(p.retention_margin) + self.older_margin_ms,
