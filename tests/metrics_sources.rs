@@ -230,3 +230,71 @@ async fn a_200_with_errors_is_retried() {
     assert_eq!(errors, 5, "every faulty answer was seen and retried");
     assert!(received(&w, APP_A).values().all(|(n, _)| *n == 1));
 }
+
+/// Points the API adds after the first read (re-aggregation slower than
+/// the settle delay) are caught by the late second read, and the points
+/// read twice go out once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_late_read_catches_late_points_and_repeats_none() {
+    // Points every 2 s, complete 3 s after their end: a live first read
+    // (settle 500 ms) misses some; the late read (4 s) finds them.
+    let late = MetricsSimConfig {
+        lag: Duration::from_secs(3),
+        late_fraction: 0.5,
+        step: Duration::from_secs(2),
+        ..MetricsSimConfig::default()
+    };
+    let Some(w) = World::with_metrics(sim(Duration::from_secs(10 * 60)), late, rotel_path().is_some()).await else {
+        return;
+    };
+    let cfg = config(&w, &[("a", APP_A, &["env-a"])]);
+    let sidecar = w.start(&cfg, &[]);
+    // Let live windows be read while their newest points are still missing.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let before = SystemTime::now() - Duration::from_secs(1);
+    let want: Vec<Key> = expected(&w, APP_A, before).into_keys().filter(|k| k.1 == "env-a").collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = received(&w, APP_A);
+        if want.iter().all(|k| got.contains_key(k)) {
+            assert!(got.values().all(|(n, _)| *n == 1), "a point went out twice");
+            break;
+        }
+        assert!(Instant::now() < deadline, "late points not caught:\n{}", sidecar.proc.text());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Some reads saw fewer points than their window holds in the end.
+    let fin = w.sim.metric_points(SystemTime::now());
+    let short = w.sim.metrics_requests().iter().filter(|r| r.status == 200).any(|r| {
+        let all = fin
+            .iter()
+            .filter(|p| p.app == APP_A && p.environment == "env-a" && p.end_ms >= r.start_ms && p.end_ms < r.end_ms);
+        r.points < all.count()
+    });
+    let shown: Vec<String> = w
+        .sim
+        .metrics_requests()
+        .iter()
+        .map(|r| {
+            let all = fin.iter().filter(|p| {
+                p.app == APP_A && p.environment == "env-a" && p.end_ms >= r.start_ms && p.end_ms < r.end_ms
+            });
+            format!("{} {}..{} {} {}", r.at_ms, r.start_ms, r.end_ms, r.points, all.count())
+        })
+        .collect();
+    assert!(short, "no read missed a late point, so the late read was not tested: {shown:#?}");
+}
+
+/// OTLP/HTTP: the same points, posted to `/v1/metrics` beside the logs URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_go_over_otlp_http_too() {
+    let Some(w) = World::with_metrics(sim(Duration::from_secs(10 * 60)), msim(), false).await else { return };
+    let grpc = format!("protocol: grpc\n  endpoint: {}", w.endpoint());
+    let http = format!("protocol: http/protobuf\n  endpoint: {}", w.rx.http_endpoint());
+    let cfg = config(&w, &[("a", APP_A, &["env-a", "env-b"])]).replace(&grpc, &http);
+    assert!(cfg.contains("http/protobuf"));
+    let sidecar = w.start(&cfg, &[]);
+    let before = SystemTime::now() - Duration::from_secs(2);
+    check_exactly_once(&w, APP_A, before, Duration::from_secs(60)).await;
+    drop(sidecar);
+}

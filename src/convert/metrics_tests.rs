@@ -24,7 +24,7 @@ fn source(envs: &[&str]) -> MetricsSourceConfig {
 
 /// The simulator's answer for 15 minutes of `envs`, and its number of points.
 fn sim_answer(envs: &[&str]) -> (serde_json::Value, usize) {
-    let g = MetricsGen { seed: 3, t0_ms: 0, lag_ms: 0, late_permille: 0 };
+    let g = MetricsGen { seed: 3, t0_ms: 0, lag_ms: 0, late_permille: 0, step_ms: 60_000 };
     let mut pts = Vec::new();
     for env in envs {
         for m in crate::forge::metrics_client::METRIC_NAMES {

@@ -42,11 +42,19 @@ pub struct MetricsSimConfig {
     pub late_fraction: f64,
     /// More accounts (email, token) besides the simulator's own.
     pub extra_users: Vec<(String, String)>,
+    /// The span of one data point: the API's minute (tests compress it).
+    pub step: Duration,
 }
 
 impl Default for MetricsSimConfig {
     fn default() -> Self {
-        Self { calls_per_window: 5, lag: Duration::from_secs(120), late_fraction: 0.1, extra_users: Vec::new() }
+        Self {
+            calls_per_window: 5,
+            lag: Duration::from_secs(120),
+            late_fraction: 0.1,
+            extra_users: Vec::new(),
+            step: Duration::from_secs(60),
+        }
     }
 }
 
@@ -86,12 +94,14 @@ pub(crate) struct MetricsState {
 
 impl MetricsState {
     pub fn new(config: MetricsSimConfig, seed: u64, t0_ns: i64) -> Self {
-        let t0_ms = (t0_ns / 1_000_000).div_euclid(60_000) * 60_000 + 60_000;
+        let step_ms = (config.step.as_millis().min(86_400_000) as i64).max(1);
+        let t0_ms = (t0_ns / 1_000_000).div_euclid(step_ms) * step_ms + step_ms;
         let generator = MetricsGen {
             seed: seed ^ 0x006d_6574_7269_6373,
             t0_ms,
             lag_ms: config.lag.as_millis().min(i64::MAX as u128) as i64,
             late_permille: (config.late_fraction.clamp(0.0, 1.0) * 1000.0) as u64,
+            step_ms,
         };
         Self {
             config,

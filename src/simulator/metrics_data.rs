@@ -13,7 +13,6 @@ use serde_json::{Value, json};
 
 use crate::fingerprint::hash_bytes;
 
-const MINUTE_MS: i64 = 60_000;
 /// Latency histogram bounds (ms).
 pub const LATENCY_BOUNDS: [f64; 6] = [50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0];
 
@@ -62,6 +61,8 @@ pub struct MetricsGen {
     pub lag_ms: i64,
     /// Share (‰) of points that appear only once the lag has passed.
     pub late_permille: u64,
+    /// The span of one point: a minute, as the API aggregates (tests compress it).
+    pub step_ms: i64,
 }
 
 /// One data point with everything an oracle needs.
@@ -97,10 +98,11 @@ impl MetricsGen {
         let mut out = Vec::new();
         let to_ms = to_ms.min(now_ms + 1);
         // Minute m's point ends at m + 1 minute.
-        let first_end = (from_ms.max(self.t0_ms + MINUTE_MS) + MINUTE_MS - 1).div_euclid(MINUTE_MS) * MINUTE_MS;
+        let step = self.step_ms.max(1);
+        let first_end = (from_ms.max(self.t0_ms + step) + step - 1).div_euclid(step) * step;
         let mut end = first_end;
         while end < to_ms {
-            let start_min = end - MINUTE_MS;
+            let start_min = end - step;
             let preliminary = now_ms < end + self.lag_ms;
             for (k, s) in series.iter().enumerate() {
                 let h = self.h(&[app.as_bytes(), env.as_bytes(), metric.as_bytes(), &[k as u8], &end.to_le_bytes()]);
@@ -125,7 +127,7 @@ impl MetricsGen {
                     shape,
                 });
             }
-            end += MINUTE_MS;
+            end += step;
         }
         out
     }
@@ -141,7 +143,7 @@ impl MetricsGen {
             Shape::GaugeInt => 1.0 + ((h >> 20) % 5) as f64,
             Shape::CumulativeSum => {
                 let base = self.h(&[app.as_bytes(), env.as_bytes()]) % 3;
-                (base + ((end - self.t0_ms) / MINUTE_MS / 240).max(0) as u64) as f64
+                (base + ((end - self.t0_ms) / self.step_ms.max(1) / 240).max(0) as u64) as f64
             }
         })
     }

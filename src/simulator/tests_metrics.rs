@@ -141,7 +141,7 @@ async fn five_calls_per_window_per_user_across_apps() {
 
 #[test]
 fn recent_points_are_re_aggregated_once_within_the_lag() {
-    let g = metrics_data::MetricsGen { seed: 7, t0_ms: 0, lag_ms: 120_000, late_permille: 300 };
+    let g = metrics_data::MetricsGen { seed: 7, t0_ms: 0, lag_ms: 120_000, late_permille: 300, step_ms: 60_000 };
     let m = "FORGE_BACKEND_INVOCATION_COUNT";
     let end = 100 * 60_000;
     // The points of the minute ending at `end`, asked at several times.
@@ -162,7 +162,7 @@ fn recent_points_are_re_aggregated_once_within_the_lag() {
 
 #[test]
 fn restarts_are_cumulative_and_never_decrease() {
-    let g = metrics_data::MetricsGen { seed: 7, t0_ms: 0, lag_ms: 0, late_permille: 0 };
+    let g = metrics_data::MetricsGen { seed: 7, t0_ms: 0, lag_ms: 0, late_permille: 0, step_ms: 60_000 };
     let pts = g.points("a", "e", "CONTAINER_STATUS_RESTARTS_TOTAL", 0, 1000 * 60_000, i64::MAX / 2);
     assert!(pts.iter().all(|p| p.start_ms == 0));
     assert!(pts.windows(2).all(|w| w[0].value <= w[1].value && w[0].end_ms < w[1].end_ms));
