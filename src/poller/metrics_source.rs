@@ -21,7 +21,7 @@ use super::filter::{self, ReadCounts, Seen};
 use super::plan::{self, Next, Params};
 use super::{Clock, health, ms};
 use crate::backoff::Backoff;
-use crate::checkpoint::{Checkpoint, Delivered, Loaded, Store};
+use crate::checkpoint::{Checkpoint, Delivered, Store};
 use crate::config::{API_RETENTION, MetricsSourceConfig, PollConfig};
 use crate::convert::metrics::{self as mconv, MetricsAnswer};
 use crate::export::DeliverError;
@@ -31,6 +31,8 @@ use crate::forge::metrics_client::{MAX_WINDOW, MetricsClient, MetricsQuery};
 use crate::metrics::SourceMetrics;
 use crate::progress::{Pass, Progress, Window};
 
+/// The pause before a panicked task starts again.
+const RESTART_PAUSE: Duration = Duration::from_secs(5);
 /// Calls per `forge.rate_period` the API allows each account (5 per minute).
 pub const CALLS_PER_PERIOD: u32 = 5;
 /// Delivered-point counts kept at most per source.
@@ -116,52 +118,6 @@ impl MetricsSourceTask {
     async fn sleep(&self, d: Duration, cancel: &CancellationToken) -> bool {
         let (metrics, clock) = (self.metrics.clone(), self.shared.clock.clone());
         crate::wait::wait(d, cancel, &move || metrics.tick(clock.now_ms())).await
-    }
-
-    /// Loads the checkpoint, waiting while it cannot be read. False when cancelled.
-    async fn load(&mut self, cancel: &CancellationToken) -> bool {
-        let mut backoff = Backoff::new(Duration::from_secs(1), self.shared.poll.config_error_retry);
-        loop {
-            let (store, name, key) = (self.shared.store.clone(), self.name.clone(), self.query_key.clone());
-            let loaded = tokio::task::spawn_blocking(move || store.load(&name, &key)).await;
-            let now = self.now();
-            let start = (now - ms(self.shared.poll.initial_lookback)).max(self.params(now).oldest_ms);
-            match loaded {
-                Ok(Ok(Loaded::Missing)) => self.cp = Checkpoint::fresh(&self.name, &self.query_key, start),
-                Ok(Ok(Loaded::Resumed { mut cp, delivered, query_changed, .. })) => {
-                    if query_changed {
-                        tracing::warn!(source = %self.name, "the metrics source's query changed; keeping its watermark");
-                        cp.query_key = self.query_key.clone();
-                        cp.current = None;
-                    }
-                    tracing::info!(source = %self.name, watermark = %crate::timefmt::format_millis(cp.watermark_ms), "resuming from checkpoint");
-                    self.cp = cp;
-                    self.delivered = delivered;
-                }
-                Ok(Ok(Loaded::MovedAside { to, reason })) => {
-                    tracing::error!(source = %self.name, "checkpoint {reason}; moved to {}; starting afresh", to.display());
-                    self.cp = Checkpoint::fresh(&self.name, &self.query_key, start);
-                }
-                Ok(Err(e)) => {
-                    health::checkpoint_failed(&self.metrics, now, e.to_string());
-                    tracing::error!(source = %self.name, error = %e, "checkpoint unreadable; waiting, nothing is overwritten");
-                    if !self.sleep(backoff.next_delay(), cancel).await {
-                        return false;
-                    }
-                    continue;
-                }
-                Err(e) => {
-                    tracing::error!(source = %self.name, error = %e, "checkpoint load failed; retrying");
-                    if !self.sleep(backoff.next_delay(), cancel).await {
-                        return false;
-                    }
-                    continue;
-                }
-            }
-            self.metrics.update(|s| s.checkpoint_failing = false);
-            self.publish_marks();
-            return true;
-        }
     }
 
     fn publish_marks(&self) {
@@ -319,26 +275,6 @@ impl MetricsSourceTask {
         self.persist(f.raise, cancel).await
     }
 
-    /// Appends delivered counts to the journal before anything else moves.
-    async fn persist(&mut self, entries: Vec<(i64, u64, u32)>, cancel: &CancellationToken) -> Result<(), Stop> {
-        self.appended += entries.len();
-        let entries = Arc::new(entries);
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-        loop {
-            let (store, name, e) = (self.shared.store.clone(), self.name.clone(), entries.clone());
-            let message = match tokio::task::spawn_blocking(move || store.append(&name, &e)).await {
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => e.to_string(),
-            };
-            health::checkpoint_failed(&self.metrics, self.shared.clock.now_ms(), message.clone());
-            tracing::error!(source = %self.name, error = %message, "delivered points not recorded; progress stops until they can be");
-            if !self.sleep(backoff.next_delay(), cancel).await {
-                return Err(Stop::Cancelled);
-            }
-        }
-    }
-
     /// Closes a window: marks move, old counts go.
     fn finish(&mut self, window: Window) {
         plan::advance(&mut self.cp.watermark_ms, &mut self.cp.late_watermark_ms, &window);
@@ -417,80 +353,8 @@ impl MetricsSourceTask {
             }
         }
     }
-
-    /// Saves the checkpoint, retrying until it is on disk. False when cancelled.
-    async fn commit(&mut self, cancel: &CancellationToken) -> bool {
-        #[cfg(feature = "testkit")]
-        crate::testkit::crash_point::before_commit();
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-        loop {
-            let (store, cp) = (self.shared.store.clone(), self.cp.clone());
-            let message = match tokio::task::spawn_blocking(move || store.save(&cp)).await {
-                Ok(Ok(())) => {
-                    self.metrics.update(|s| s.checkpoint_failing = false);
-                    return true;
-                }
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => e.to_string(),
-            };
-            tracing::error!(source = %self.name, error = %message, "checkpoint not saved; progress stops until it can be");
-            health::checkpoint_failed(&self.metrics, self.shared.clock.now_ms(), message);
-            if !self.sleep(backoff.next_delay(), cancel).await {
-                return false;
-            }
-        }
-    }
 }
 
-/// Starts a task per metrics source, one client per source (its own
-/// account) and one budget per account; the future ends when they all have.
-pub fn spawn_sources(
-    cfg: &crate::config::Config,
-    registry: &crate::metrics::Registry,
-    clock: Arc<dyn Clock>,
-    cancel: &CancellationToken,
-) -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
-    use crate::export::metrics::MetricsTransport;
-    let mut set = tokio::task::JoinSet::new();
-    if !cfg.metrics_sources.is_empty() {
-        // A metrics-specific endpoint is used as given, as the logs one is.
-        let url = std::env::var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").ok().filter(|u| !u.trim().is_empty());
-        let transport =
-            MetricsTransport::new(&cfg.exporter, url).map_err(|e| anyhow::anyhow!("metrics exporter: {e}"))?;
-        let shared = Arc::new(MetricsShared {
-            exporter: MetricsExporter::new(
-                transport,
-                cfg.exporter.retry.clone(),
-                &cfg.state.dir,
-                cfg.state.dead_letter_max_bytes,
-            ),
-            store: Store::new(&cfg.state.dir),
-            poll: cfg.poll.clone(),
-            max_server_delay: cfg.forge.max_retry_delay,
-            clock,
-        });
-        let mut budgets: std::collections::HashMap<String, Arc<Budget>> = std::collections::HashMap::new();
-        for s in &cfg.metrics_sources {
-            let email = s.email(&cfg.forge);
-            let client = MetricsClient::new(&cfg.forge, email, s.token(&cfg.forge))
-                .map_err(|e| anyhow::anyhow!("metrics source {}: {e}", s.name))?;
-            let key = account_key(email);
-            let budget = budgets
-                .entry(key.clone())
-                .or_insert_with(|| {
-                    let memory = super::budget::memory::Memory::open(&cfg.state.dir, &key, CALLS_PER_PERIOD as usize);
-                    Arc::new(Budget::with_memory(&key, CALLS_PER_PERIOD, cfg.forge.rate_period, memory))
-                })
-                .clone();
-            let metrics = registry.source(&s.name, &s.app_id);
-            let task = MetricsSourceTask::new(s.clone(), Arc::new(client), budget, metrics, shared.clone());
-            set.spawn(task.run(cancel.child_token()));
-        }
-        tracing::info!(
-            metrics_sources = cfg.metrics_sources.len(),
-            accounts = budgets.len(),
-            "App metrics sources started"
-        );
-    }
-    Ok(async move { while set.join_next().await.is_some() {} })
-}
+mod persist;
+mod spawn;
+pub use spawn::spawn_sources;
