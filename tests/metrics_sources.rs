@@ -191,6 +191,8 @@ async fn one_account_keeps_to_five_calls_per_period_across_two_apps() {
     let most = times.iter().map(|t| times.iter().filter(|u| **u >= *t && **u < t + 3000).count()).max();
     assert!(most.unwrap_or(0) <= 5, "{most:?} calls in 3 s");
     assert_eq!(log.iter().filter(|r| r.status == 429).count(), 0, "no call refused");
+    // Windows of at most 15 minutes: the API refused none.
+    assert!(log.iter().all(|r| r.status == 200 && r.end_ms - r.start_ms <= 15 * 60_000), "{log:?}");
     drop(sidecar);
 }
 
@@ -285,10 +287,14 @@ async fn the_late_read_catches_late_points_and_repeats_none() {
     assert!(short, "no read missed a late point, so the late read was not tested: {shown:#?}");
 }
 
-/// OTLP/HTTP: the same points, posted to `/v1/metrics` beside the logs URL.
+/// OTLP/HTTP: the same points, posted to `/v1/metrics` beside the logs
+/// URL; and an API that selects points by their start, not their end,
+/// loses none between two windows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_go_over_otlp_http_too() {
-    let Some(w) = World::with_metrics(sim(Duration::from_secs(10 * 60)), msim(), false).await else { return };
+    let m = MetricsSimConfig { select_by_start: true, ..msim() };
+    // Longer than one window, so a window boundary falls inside the history.
+    let Some(w) = World::with_metrics(sim(Duration::from_secs(25 * 60)), m, false).await else { return };
     let grpc = format!("protocol: grpc\n  endpoint: {}", w.endpoint());
     let http = format!("protocol: http/protobuf\n  endpoint: {}", w.rx.http_endpoint());
     let cfg = config(&w, &[("a", APP_A, &["env-a", "env-b"])]).replace(&grpc, &http);

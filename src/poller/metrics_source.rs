@@ -37,6 +37,12 @@ const RESTART_PAUSE: Duration = Duration::from_secs(5);
 pub const CALLS_PER_PERIOD: u32 = 5;
 /// Delivered-point counts kept at most per source.
 const MAX_DELIVERED: usize = 2_000_000;
+/// How far past each end of a window a query reaches. Whether the API
+/// selects a point by its start, its end or any overlap is not documented;
+/// reaching one point's span (a minute) past both ends returns every point
+/// whose end lies in the window whichever it is, and the filter keeps
+/// exactly those, so no point falls between two windows.
+const REACH_MS: i64 = 60_000;
 
 /// The budget key of an account: its email's hash, so the state
 /// directory's file names and the logs carry no address.
@@ -110,8 +116,9 @@ impl MetricsSourceTask {
             settle_ms: ms(self.source.settle_delay.unwrap_or(p.settle_delay)),
             late_ms: ms(p.late_arrival),
             interval_ms: ms(p.interval),
-            oldest_ms: now - ms(API_RETENTION) + ms(p.retention_margin) + self.older_margin_ms,
-            max_window_ms: ms(MAX_WINDOW),
+            oldest_ms: now - ms(API_RETENTION) + ms(p.retention_margin) + self.older_margin_ms + REACH_MS,
+            // The query, reach included, stays within the API's 15 minutes.
+            max_window_ms: ms(MAX_WINDOW) - 2 * REACH_MS,
         }
     }
 
@@ -215,8 +222,9 @@ impl MetricsSourceTask {
             app_ari: &app_ari,
             environments: &self.source.environments,
             metrics: &self.source.metrics,
-            start_ms: w.start_ms,
-            end_ms: w.end_ms,
+            start_ms: w.start_ms - REACH_MS,
+            // Never past now: the window's points all ended before it.
+            end_ms: (w.end_ms + REACH_MS).min(self.shared.clock.now_ms()).max(w.end_ms),
         };
         let t = Instant::now();
         let result = match self.client.query(&q).await {

@@ -44,6 +44,9 @@ pub struct MetricsSimConfig {
     pub extra_users: Vec<(String, String)>,
     /// The span of one data point: the API's minute (tests compress it).
     pub step: Duration,
+    /// Select a query's points by their start time instead of their end
+    /// (the documentation does not say which the API does).
+    pub select_by_start: bool,
 }
 
 impl Default for MetricsSimConfig {
@@ -54,6 +57,7 @@ impl Default for MetricsSimConfig {
             late_fraction: 0.1,
             extra_users: Vec::new(),
             step: Duration::from_secs(60),
+            select_by_start: false,
         }
     }
 }
@@ -297,10 +301,12 @@ fn answer(st: &SimState, headers: &HeaderMap, body: &[u8], call: &mut Call) -> R
     let all: Vec<&str> =
         if f.metrics.is_empty() { METRIC_NAMES.to_vec() } else { f.metrics.iter().map(String::as_str).collect() };
     let g = &st.metrics.generator;
+    // Points are one step long: starting in [start, end) is ending in [start + step, end + step).
+    let shift = if st.metrics.config.select_by_start { g.step_ms } else { 0 };
     let mut points = Vec::new();
     for env in &f.environments {
         for m in &all {
-            points.extend(g.points(&app, env, m, start, end, now));
+            points.extend(g.points(&app, env, m, start + shift, end + shift, now));
         }
     }
     call.points = points.len();
