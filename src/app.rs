@@ -93,7 +93,12 @@ impl App {
             specs.push(Spec { source: source.clone(), budget, metrics });
         }
         let demand = demand_per_minute(&cfg);
-        let sources = tokio::spawn(supervise(specs, shared.clone(), cancel.clone()));
+        let metrics_sources =
+            crate::poller::metrics_source::spawn_sources(&cfg, &registry, shared.clock.clone(), &cancel)?;
+        let logs = supervise(specs, shared.clone(), cancel.clone());
+        let sources = tokio::spawn(async move {
+            tokio::join!(logs, metrics_sources);
+        });
         tokio::spawn(report_budgets(budgets.clone(), demand, shared.clone(), registry.clone(), cancel.clone()));
         let server_cancel = CancellationToken::new();
         let (server, server_addr) = match cfg.server.listen {

@@ -12,8 +12,10 @@
 //! wins over them ([`otel_env`]). Secrets (the API token, exporter header
 //! values) are [`Secret`]s, so printing a `Config` never shows them;
 //! [`print`] renders the effective config as a file that loads back.
+//! [`metrics_sources`] are the App metrics API's sources, a list of their own.
 
 pub mod expand;
+pub mod metrics_sources;
 pub mod otel_env;
 pub mod print;
 pub mod raw;
@@ -29,6 +31,7 @@ use serde::Serialize;
 
 use crate::secret::Secret;
 pub use expand::EnvLookup;
+pub use metrics_sources::{MetricsCredentials, MetricsSourceConfig};
 
 /// The API reads at most this far back.
 pub(crate) const API_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
@@ -55,6 +58,9 @@ pub enum ConfigError {
 pub struct Config {
     pub forge: ForgeConfig,
     pub sources: Vec<SourceConfig>,
+    /// The App metrics API's sources ([`metrics_sources`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metrics_sources: Vec<MetricsSourceConfig>,
     pub poll: PollConfig,
     pub exporter: ExporterConfig,
     pub state: StateConfig,
@@ -423,3 +429,5 @@ pub fn process_env(name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_metrics;

@@ -27,6 +27,8 @@ pub struct Origins {
     pub(super) headers: BTreeMap<String, String>,
     /// Keys filled from variables: (key path, variable).
     pub(super) from_env: Vec<(String, String)>,
+    /// `metrics_sources[i].api_token` as written, by index.
+    pub(super) metrics_api_tokens: Vec<Option<String>>,
     /// Bare references resolved against the loading environment.
     pub(super) references: BTreeMap<String, bool>,
 }
@@ -41,19 +43,20 @@ impl Origins {
             .and_then(Value::as_mapping)
             .map(|m| m.iter().filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string()))).collect())
             .unwrap_or_default();
+        let metrics_api_tokens = super::metrics_sources::capture_tokens(tree);
         let mut references = BTreeMap::new();
-        for text in api_token.iter().chain(headers.values()) {
+        for text in api_token.iter().chain(headers.values()).chain(metrics_api_tokens.iter().flatten()) {
             if let Some((name, has_default)) = bare_reference(text) {
                 // A default may itself be a secret: only a set variable makes the reference printable.
                 let usable = !has_default || env(&name).is_some_and(|v| !v.is_empty());
                 references.insert(text.clone(), usable);
             }
         }
-        Self { api_token, headers, from_env: Vec::new(), references }
+        Self { api_token, headers, metrics_api_tokens, from_env: Vec::new(), references }
     }
 
     /// The printable form of a secret written as `written`.
-    fn secret_text(&self, written: Option<&String>) -> Option<String> {
+    pub(super) fn secret_text(&self, written: Option<&String>) -> Option<String> {
         let w = written?;
         let (name, _) = bare_reference(w)?;
         self.references.get(w).copied().unwrap_or(false).then(|| format!("${{env:{name}}}"))
@@ -81,6 +84,10 @@ pub fn render(cfg: &Config, origins: &Origins) -> String {
     let mut root = Mapping::new();
     root.insert("forge".into(), forge(cfg, origins, &mut notes));
     root.insert("sources".into(), Value::Sequence(cfg.sources.iter().map(source).collect()));
+    if !cfg.metrics_sources.is_empty() {
+        let list = super::metrics_sources::render(&cfg.metrics_sources, origins, &attributes, &mut notes);
+        root.insert("metrics_sources".into(), list);
+    }
     root.insert("poll".into(), poll(cfg));
     root.insert("exporter".into(), exporter(cfg, origins, &mut notes));
     let mut state = Mapping::new();
@@ -170,8 +177,13 @@ fn source(s: &super::SourceConfig) -> Value {
         "installation_contexts".into(),
         Value::Sequence(s.installation_contexts.iter().map(|l| l.clone().into()).collect()),
     );
+    m.insert("resource_attributes".into(), attributes(&s.resource_attributes));
+    m.into()
+}
+
+fn attributes(list: &[(String, AttrValue)]) -> Value {
     let mut attrs = Mapping::new();
-    for (k, v) in &s.resource_attributes {
+    for (k, v) in list {
         let value: Value = match v {
             AttrValue::Str(s) => s.clone().into(),
             AttrValue::Bool(b) => (*b).into(),
@@ -180,8 +192,7 @@ fn source(s: &super::SourceConfig) -> Value {
         };
         attrs.insert(k.clone().into(), value);
     }
-    m.insert("resource_attributes".into(), attrs.into());
-    m.into()
+    attrs.into()
 }
 
 fn poll(cfg: &Config) -> Value {

@@ -53,6 +53,7 @@ impl Scalar {
 pub(crate) struct RawConfig {
     pub forge: Option<RawForge>,
     pub sources: Option<Vec<RawSource>>,
+    pub metrics_sources: Option<Vec<super::metrics_sources::RawMetricsSource>>,
     #[serde(default)]
     pub poll: RawPoll,
     #[serde(default)]

@@ -96,7 +96,17 @@ pub(crate) fn is_site_id(s: &str) -> bool {
 pub fn validate(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
     let mut errs = Errors(Vec::new());
     let forge = forge(raw.forge, &mut errs);
-    let sources = sources(raw.sources, &mut errs);
+    let has_metrics = raw.metrics_sources.as_ref().is_some_and(|m| !m.is_empty());
+    let sources = sources(raw.sources, has_metrics, &mut errs);
+    let log_names: HashSet<String> = sources.iter().map(|s| s.name.clone()).collect();
+    let mut attr_errs = Errors(Vec::new());
+    let metrics_sources = super::metrics_sources::validate(
+        raw.metrics_sources.unwrap_or_default(),
+        &log_names,
+        &mut |p, a| attributes(p, a, &mut attr_errs),
+        &mut errs.0,
+    );
+    errs.0.extend(attr_errs.0);
     let poll = poll(&raw.poll, &mut errs);
     let exporter = exporter(raw.exporter, env, &mut errs);
 
@@ -135,7 +145,7 @@ pub fn validate(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, Confi
     if !errs.0.is_empty() {
         return Err(ConfigError::Invalid(errs.0));
     }
-    Ok(Config { forge, sources, poll, exporter, state, server, log, telemetry })
+    Ok(Config { forge, sources, metrics_sources, poll, exporter, state, server, log, telemetry })
 }
 
 fn telemetry(raw: &raw::RawTelemetry, exporter: &ExporterConfig, errs: &mut Errors) -> TelemetryConfig {
@@ -246,10 +256,10 @@ fn forge(raw: Option<raw::RawForge>, errs: &mut Errors) -> ForgeConfig {
     }
 }
 
-fn sources(raw: Option<Vec<raw::RawSource>>, errs: &mut Errors) -> Vec<SourceConfig> {
+fn sources(raw: Option<Vec<raw::RawSource>>, has_metrics: bool, errs: &mut Errors) -> Vec<SourceConfig> {
     let raw = raw.unwrap_or_default();
-    if raw.is_empty() {
-        errs.push("sources", "at least one source is required");
+    if raw.is_empty() && !has_metrics {
+        errs.push("sources", "at least one source is required (or a metrics source)");
     }
     let mut out: Vec<SourceConfig> = Vec::new();
     let mut names = HashSet::new();

@@ -14,11 +14,13 @@
 //! - [`page`]: a decoded page and the buffers reused from page to page;
 //! - [`batch`]: the resource, the scope and export requests;
 //! - [`severity`]: severity and id rules shared with the reference path;
+//! - [`metrics`]: the App metrics API's OTLP/JSON → OTLP protobuf metrics;
 //! - `reference` (tests and the `testkit` feature): the serde path the
 //!   walk is tested against.
 
 mod batch;
 mod json;
+pub mod metrics;
 mod page;
 mod proto;
 #[cfg(any(test, feature = "testkit"))]

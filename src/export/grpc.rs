@@ -84,44 +84,54 @@ pub struct GrpcTransport {
     timeout: Duration,
 }
 
+/// The lazily connecting channel to the collector (shared with the metrics transport).
+pub(super) fn channel(cfg: &ExporterConfig) -> Result<Channel, SetupError> {
+    crate::tls::install_crypto_provider();
+    let bad = |e: &dyn std::fmt::Display| SetupError(format!("exporter.endpoint: {e}"));
+    let mut endpoint = Endpoint::from_shared(cfg.endpoint.clone())
+        .map_err(|e| bad(&e))?
+        .connect_timeout(cfg.timeout)
+        .timeout(cfg.timeout)
+        .tcp_nodelay(true);
+    if cfg.endpoint.starts_with("https://") {
+        let mut tls = ClientTlsConfig::new().with_native_roots();
+        if let Some(ca) = &cfg.tls.ca_file {
+            let pem = std::fs::read(ca).map_err(|e| SetupError(format!("exporter.tls.ca_file: {e}")))?;
+            tls = tls.ca_certificate(Certificate::from_pem(pem));
+        }
+        if let (Some(cert), Some(key)) = (&cfg.tls.cert_file, &cfg.tls.key_file) {
+            let cert = std::fs::read(cert).map_err(|e| SetupError(format!("exporter.tls.cert_file: {e}")))?;
+            let key = std::fs::read(key).map_err(|e| SetupError(format!("exporter.tls.key_file: {e}")))?;
+            tls = tls.identity(Identity::from_pem(cert, key));
+        }
+        endpoint = endpoint.tls_config(tls).map_err(|e| SetupError(format!("exporter.tls: {e}")))?;
+    }
+    Ok(endpoint.connect_lazy())
+}
+
+/// The configured headers as gRPC metadata (shared with the metrics transport).
+pub(super) fn metadata(cfg: &ExporterConfig) -> Result<MetadataMap, SetupError> {
+    let mut metadata = MetadataMap::new();
+    for (k, v) in &cfg.headers {
+        let key = MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
+            .map_err(|_| SetupError(format!("exporter.headers.{k}: not a valid gRPC metadata key")))?;
+        let value = MetadataValue::try_from(v.expose())
+            .map_err(|_| SetupError(format!("exporter.headers.{k}: value is not valid metadata")))?;
+        metadata.insert(key, value);
+    }
+    Ok(metadata)
+}
+
 impl GrpcTransport {
     pub fn new(cfg: &ExporterConfig) -> Result<Self, SetupError> {
-        crate::tls::install_crypto_provider();
-        let bad = |e: &dyn std::fmt::Display| SetupError(format!("exporter.endpoint: {e}"));
-        let mut endpoint = Endpoint::from_shared(cfg.endpoint.clone())
-            .map_err(|e| bad(&e))?
-            .connect_timeout(cfg.timeout)
-            .timeout(cfg.timeout)
-            .tcp_nodelay(true);
-        if cfg.endpoint.starts_with("https://") {
-            let mut tls = ClientTlsConfig::new().with_native_roots();
-            if let Some(ca) = &cfg.tls.ca_file {
-                let pem = std::fs::read(ca).map_err(|e| SetupError(format!("exporter.tls.ca_file: {e}")))?;
-                tls = tls.ca_certificate(Certificate::from_pem(pem));
-            }
-            if let (Some(cert), Some(key)) = (&cfg.tls.cert_file, &cfg.tls.key_file) {
-                let cert = std::fs::read(cert).map_err(|e| SetupError(format!("exporter.tls.cert_file: {e}")))?;
-                let key = std::fs::read(key).map_err(|e| SetupError(format!("exporter.tls.key_file: {e}")))?;
-                tls = tls.identity(Identity::from_pem(cert, key));
-            }
-            endpoint = endpoint.tls_config(tls).map_err(|e| SetupError(format!("exporter.tls: {e}")))?;
-        }
-        let channel = endpoint.connect_lazy();
+        let channel = channel(cfg)?;
         let mut client = tonic::client::Grpc::new(channel).max_decoding_message_size(MAX_ANSWER_BYTES);
         client = match cfg.compression {
             Compression::None => client,
             Compression::Gzip => client.send_compressed(CompressionEncoding::Gzip),
             Compression::Zstd => client.send_compressed(CompressionEncoding::Zstd),
         };
-        let mut metadata = MetadataMap::new();
-        for (k, v) in &cfg.headers {
-            let key = MetadataKey::from_bytes(k.to_ascii_lowercase().as_bytes())
-                .map_err(|_| SetupError(format!("exporter.headers.{k}: not a valid gRPC metadata key")))?;
-            let value = MetadataValue::try_from(v.expose())
-                .map_err(|_| SetupError(format!("exporter.headers.{k}: value is not valid metadata")))?;
-            metadata.insert(key, value);
-        }
-        Ok(Self { client, metadata, timeout: cfg.timeout })
+        Ok(Self { client, metadata: metadata(cfg)?, timeout: cfg.timeout })
     }
 
     /// Sends one request; `Ok(rejected)` when the server accepted it.

@@ -36,37 +36,56 @@ pub(crate) fn logs_url(endpoint: &str) -> String {
     if base.ends_with("/v1/logs") { base.to_string() } else { format!("{base}/v1/logs") }
 }
 
+/// The HTTP client with the configured headers and TLS, never following
+/// redirects (shared with the metrics transport).
+pub(super) fn client(cfg: &ExporterConfig) -> Result<reqwest::Client, SetupError> {
+    crate::tls::install_crypto_provider();
+    let mut headers = HeaderMap::new();
+    for (k, v) in &cfg.headers {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| SetupError(format!("exporter.headers.{k}: not a valid header name")))?;
+        let mut value = HeaderValue::from_str(v.expose())
+            .map_err(|_| SetupError(format!("exporter.headers.{k}: value is not a valid header value")))?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    let mut builder = reqwest::Client::builder()
+        .timeout(cfg.timeout)
+        .default_headers(headers)
+        .redirect(reqwest::redirect::Policy::none());
+    if let Some(ca) = &cfg.tls.ca_file {
+        let pem = std::fs::read(ca).map_err(|e| SetupError(format!("exporter.tls.ca_file: {e}")))?;
+        let cert =
+            reqwest::Certificate::from_pem(&pem).map_err(|e| SetupError(format!("exporter.tls.ca_file: {e}")))?;
+        builder = builder.add_root_certificate(cert);
+    }
+    if let (Some(cert), Some(key)) = (&cfg.tls.cert_file, &cfg.tls.key_file) {
+        let mut pem = std::fs::read(cert).map_err(|e| SetupError(format!("exporter.tls.cert_file: {e}")))?;
+        pem.extend(std::fs::read(key).map_err(|e| SetupError(format!("exporter.tls.key_file: {e}")))?);
+        let id = reqwest::Identity::from_pem(&pem).map_err(|e| SetupError(format!("exporter.tls: {e}")))?;
+        builder = builder.identity(id);
+    }
+    builder.build().map_err(|e| SetupError(format!("exporter: {e}")))
+}
+
+/// The body compressed as configured.
+pub(super) fn compress(raw: Bytes, compression: Compression) -> Result<Bytes, SendError> {
+    let io = |e: std::io::Error| SendError { verdict: Verdict::Permanent, message: format!("compression: {e}") };
+    Ok(match compression {
+        Compression::None => raw,
+        Compression::Gzip => {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            enc.write_all(&raw).map_err(io)?;
+            Bytes::from(enc.finish().map_err(io)?)
+        }
+        Compression::Zstd => Bytes::from(zstd::bulk::compress(&raw, 3).map_err(io)?),
+    })
+}
+
 impl HttpTransport {
     pub fn new(cfg: &ExporterConfig) -> Result<Self, SetupError> {
-        crate::tls::install_crypto_provider();
-        let mut headers = HeaderMap::new();
-        for (k, v) in &cfg.headers {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| SetupError(format!("exporter.headers.{k}: not a valid header name")))?;
-            let mut value = HeaderValue::from_str(v.expose())
-                .map_err(|_| SetupError(format!("exporter.headers.{k}: value is not a valid header value")))?;
-            value.set_sensitive(true);
-            headers.insert(name, value);
-        }
-        let mut builder = reqwest::Client::builder()
-            .timeout(cfg.timeout)
-            .default_headers(headers)
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(ca) = &cfg.tls.ca_file {
-            let pem = std::fs::read(ca).map_err(|e| SetupError(format!("exporter.tls.ca_file: {e}")))?;
-            let cert =
-                reqwest::Certificate::from_pem(&pem).map_err(|e| SetupError(format!("exporter.tls.ca_file: {e}")))?;
-            builder = builder.add_root_certificate(cert);
-        }
-        if let (Some(cert), Some(key)) = (&cfg.tls.cert_file, &cfg.tls.key_file) {
-            let mut pem = std::fs::read(cert).map_err(|e| SetupError(format!("exporter.tls.cert_file: {e}")))?;
-            pem.extend(std::fs::read(key).map_err(|e| SetupError(format!("exporter.tls.key_file: {e}")))?);
-            let id = reqwest::Identity::from_pem(&pem).map_err(|e| SetupError(format!("exporter.tls: {e}")))?;
-            builder = builder.identity(id);
-        }
-        let client = builder.build().map_err(|e| SetupError(format!("exporter: {e}")))?;
         Ok(Self {
-            client,
+            client: client(cfg)?,
             url: cfg.http_logs_url(),
             json: cfg.protocol == Protocol::HttpJson,
             compression: cfg.compression,
@@ -83,16 +102,7 @@ impl HttpTransport {
         } else {
             batch.bytes().clone()
         };
-        let io = |e: std::io::Error| SendError { verdict: Verdict::Permanent, message: format!("compression: {e}") };
-        Ok(match self.compression {
-            Compression::None => raw,
-            Compression::Gzip => {
-                let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                enc.write_all(&raw).map_err(io)?;
-                Bytes::from(enc.finish().map_err(io)?)
-            }
-            Compression::Zstd => Bytes::from(zstd::bulk::compress(&raw, 3).map_err(io)?),
-        })
+        compress(raw, self.compression)
     }
 
     pub async fn send(&self, batch: &Batch) -> Result<(u64, String), SendError> {
@@ -150,7 +160,7 @@ pub use crate::net::error_chain;
 
 /// Reads an answer body up to `max` bytes: the bytes, and whether that was
 /// all of it (false when over `max` or broken off).
-async fn read_capped(mut resp: reqwest::Response, max: usize) -> (Vec<u8>, bool) {
+pub(super) async fn read_capped(mut resp: reqwest::Response, max: usize) -> (Vec<u8>, bool) {
     let mut body = Vec::new();
     loop {
         match resp.chunk().await {
@@ -193,12 +203,12 @@ pub(crate) fn otlp_answer(
 }
 
 /// The start of an answer body for an error message.
-fn snippet(bytes: &[u8]) -> String {
+pub(super) fn snippet(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).chars().take(200).collect()
 }
 
 /// A URL from an answer (a redirect's target) without any credentials in it.
-fn redact_url(text: &str) -> String {
+pub(super) fn redact_url(text: &str) -> String {
     match reqwest::Url::parse(text) {
         Ok(mut url) if !url.username().is_empty() || url.password().is_some() => {
             let _ = url.set_username("");

@@ -7,10 +7,12 @@
 //! dead-letter file. Retryable failures are retried with backoff, honouring
 //! the server's delay, without end by default: the caller's checkpoint
 //! holds meanwhile, and the Forge API keeps the records for 14 days.
+//! [`metrics`] delivers the App metrics sources' OTLP metrics by the same rules.
 
 pub mod deadletter;
 pub mod grpc;
 pub mod http;
+pub mod metrics;
 pub mod retry;
 pub mod stdout;
 

@@ -7,6 +7,7 @@
 //! - [`action`]: what a Forge API error means;
 //! - [`filter`]: which records of a page go out (counted dedup);
 //! - [`health`]: a source's state and error flags;
+//! - [`metrics_source`]: an App metrics source's loop, by the same rules;
 //! - [`source`]: the loop that carries these out, strictly in order:
 //!   fetch a page, convert it ([`crate::convert`]), deliver it
 //!   ([`crate::export`]) and wait for the answer, and only then save the
@@ -17,6 +18,7 @@ pub mod action;
 pub mod budget;
 pub mod filter;
 pub mod health;
+pub mod metrics_source;
 pub mod plan;
 mod source;
 

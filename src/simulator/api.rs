@@ -24,6 +24,9 @@ use crate::timefmt::{format_millis, system_millis};
 pub(super) fn router(state: Arc<SimState>) -> Router {
     Router::new()
         .route("/v1/app/logs/{app_id}", get(logs))
+        .route("/graphql", axum::routing::post(super::metrics::graphql))
+        .route("/_sim/metrics/requests", get(super::metrics::requests))
+        .route("/_sim/metrics/faults", get(super::metrics::get_faults).put(super::metrics::put_faults))
         .route("/_sim/records", get(records))
         .route("/_sim/requests", get(requests))
         .route("/_sim/faults", get(get_faults).put(put_faults).patch(patch_faults))

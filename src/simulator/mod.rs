@@ -12,11 +12,17 @@
 //! not grow with the history. Introspection for tests lives off the API
 //! path, under `/_sim/`: the sequence numbers of all records before a time
 //! (one entry per copy), the request log, the fault and behaviour knobs.
+//!
+//! The App metrics API's GraphQL endpoint is [`metrics`], its data
+//! [`metrics_data`], with its own request log and fault knobs under
+//! `/_sim/metrics/`.
 
 mod api;
 pub mod behaviour;
 pub mod data;
 mod limiter;
+pub mod metrics;
+pub mod metrics_data;
 mod page;
 
 use std::collections::{HashMap, VecDeque};
@@ -31,6 +37,8 @@ use tokio_util::sync::CancellationToken;
 use crate::timefmt::system_millis;
 pub use behaviour::{Behaviour, RateLimitStyle};
 pub use data::{Generator, Stream};
+pub use metrics::{MetricsFaults, MetricsRequest, MetricsSimConfig};
+pub use metrics_data::SimPoint;
 
 /// How the simulator behaves. `Default` is the demo's setting.
 #[derive(Debug, Clone)]
@@ -142,6 +150,8 @@ pub(crate) struct SimState {
     pub counter: AtomicU64,
     pub rate: Mutex<HashMap<String, limiter::Limiter>>,
     pub log: Mutex<VecDeque<RequestRecord>>,
+    /// The App metrics endpoint (`POST /graphql`).
+    pub metrics: metrics::MetricsState,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -149,7 +159,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl SimState {
-    fn new(config: SimConfig, now: SystemTime) -> Self {
+    fn new(config: SimConfig, metrics: MetricsSimConfig, now: SystemTime) -> Self {
         let history = config.history.min(crate::config::API_RETENTION);
         let t0_ns = (system_millis(now) - history.as_millis() as i64) * 1_000_000;
         let step_ns = (1e9 / config.records_per_second.max(1e-6)) as i64;
@@ -172,6 +182,7 @@ impl SimState {
         let mut behaviour = config.behaviour.clone();
         behaviour.end_inclusive |= config.inclusive_end;
         Self {
+            metrics: metrics::MetricsState::new(metrics, config.seed, t0_ns),
             faults: Mutex::new(config.faults.clone()),
             behaviour: Mutex::new(behaviour),
             config,
@@ -273,6 +284,21 @@ impl SimHandle {
         &self.state.streams
     }
 
+    /// Every App metrics data point, final values, of every app,
+    /// environment and metric, ending before `before`.
+    pub fn metric_points(&self, before: SystemTime) -> Vec<SimPoint> {
+        metrics::all_points(&self.state, system_millis(before))
+    }
+
+    /// The App metrics calls seen so far, oldest first.
+    pub fn metrics_requests(&self) -> Vec<MetricsRequest> {
+        lock(&self.state.metrics.log).iter().cloned().collect()
+    }
+
+    pub fn set_metrics_faults(&self, faults: MetricsFaults) {
+        *lock(&self.state.metrics.faults) = faults;
+    }
+
     pub async fn stop(self) {
         self.shutdown.cancel();
         let _ = self.task.await;
@@ -296,7 +322,16 @@ pub fn max_calls_in_window(log: &[RequestRecord], app: &str, window: Duration) -
 
 /// Starts the simulator on `listen` (port 0 picks a free port).
 pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<SimHandle> {
-    let state = Arc::new(SimState::new(config, SystemTime::now()));
+    start_with_metrics(config, MetricsSimConfig::default(), listen).await
+}
+
+/// [`start`] with the App metrics endpoint's own settings.
+pub async fn start_with_metrics(
+    config: SimConfig,
+    metrics: MetricsSimConfig,
+    listen: SocketAddr,
+) -> std::io::Result<SimHandle> {
+    let state = Arc::new(SimState::new(config, metrics, SystemTime::now()));
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
@@ -315,3 +350,5 @@ pub async fn start(config: SimConfig, listen: SocketAddr) -> std::io::Result<Sim
 mod tests;
 #[cfg(test)]
 mod tests_field;
+#[cfg(test)]
+mod tests_metrics;

@@ -245,9 +245,18 @@ impl World {
     /// `via_rotel`: the sidecar exports to a real collector that forwards to the receiver;
     /// otherwise straight to the receiver (for scripted collector failures).
     pub async fn new(sim: forge_otel_sidecar::simulator::SimConfig, via_rotel: bool) -> Option<World> {
+        Self::with_metrics(sim, Default::default(), via_rotel).await
+    }
+
+    /// [`World::new`] with the App metrics endpoint's own settings.
+    pub async fn with_metrics(
+        sim: forge_otel_sidecar::simulator::SimConfig,
+        metrics: forge_otel_sidecar::simulator::MetricsSimConfig,
+        via_rotel: bool,
+    ) -> Option<World> {
         let rotel = if via_rotel { Some(require_rotel()?) } else { None };
         let sim = forge_otel_sidecar::simulator::SimConfig { email: EMAIL.into(), token: TOKEN.into(), ..sim };
-        let sim = forge_otel_sidecar::simulator::start(sim, ([127, 0, 0, 1], 0).into())
+        let sim = forge_otel_sidecar::simulator::start_with_metrics(sim, metrics, ([127, 0, 0, 1], 0).into())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let rx = Receiver::start().await.unwrap_or_else(|e| panic!("{e}"));
