@@ -20,7 +20,7 @@ use crate::secret::{REDACTED, Secret};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawMetricsSource {
+pub(crate) struct RawMetricsSource {
     pub name: Option<String>,
     pub app_id: Option<String>,
     pub environments: Option<Vec<String>>,

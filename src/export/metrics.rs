@@ -206,8 +206,7 @@ impl MetricsExporter {
         loop {
             let t = Instant::now();
             let result = self.transport.send(req).await;
-            SourceMetrics::add(&metrics.export_requests, 1);
-            SourceMetrics::add(&metrics.export_micros_sum, t.elapsed().as_micros() as u64);
+            metrics.export_call(t.elapsed().as_secs_f64());
             let now_ms = system_millis(SystemTime::now());
             let err = match result {
                 Ok((rejected, message)) => {
