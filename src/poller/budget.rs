@@ -52,9 +52,11 @@ pub struct Budget {
     memory: Option<Memory>,
 }
 
-/// Gap kept beyond the sliding window: 1 % of it, at most 500 ms.
+/// Gap kept beyond the sliding window, so that a request slowed on its way
+/// (a new connection, a busy host) still lands in the window it was
+/// counted in: 1 % of the window, at least 100 ms, at most 500 ms.
 fn margin(period: Duration) -> Duration {
-    (period / 100).min(Duration::from_millis(500))
+    (period / 100).clamp(Duration::from_millis(100), Duration::from_millis(500))
 }
 
 /// The earliest time a call may start. Pure.

@@ -179,7 +179,7 @@ impl Receiver {
         let st3 = state.clone();
         let router = axum::Router::new()
             .route("/v1/logs", axum::routing::post(move |h: HeaderMap, b: Bytes| http_logs(st.clone(), h, b)))
-            .route("/v1/metrics", axum::routing::post(move |b: Bytes| http_metrics(st2.clone(), b)))
+            .route("/v1/metrics", axum::routing::post(move |h: HeaderMap, b: Bytes| http_metrics(st2.clone(), h, b)))
             .route(LANDING, axum::routing::any(move || landing(st3.clone())))
             .layer(axum::extract::DefaultBodyLimit::max(64 << 20));
         let token = shutdown.clone();
@@ -323,8 +323,17 @@ impl MetricsService for GrpcSvc {
     }
 }
 
-async fn http_metrics(state: Arc<State>, body: Bytes) -> Response {
-    match ExportMetricsServiceRequest::decode(body.as_ref()) {
+async fn http_metrics(state: Arc<State>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(raw) = decompress(&headers, &body) else {
+        return (StatusCode::BAD_REQUEST, "bad content encoding").into_response();
+    };
+    let json = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.contains("json"));
+    let req = if json {
+        serde_json::from_slice::<ExportMetricsServiceRequest>(&raw).map_err(|e| e.to_string())
+    } else {
+        ExportMetricsServiceRequest::decode(raw.as_slice()).map_err(|e| e.to_string())
+    };
+    match req {
         Ok(req) => {
             lock(&state.metrics).push(req);
             (
@@ -336,6 +345,21 @@ async fn http_metrics(state: Arc<State>, body: Bytes) -> Response {
         }
         Err(e) => (StatusCode::BAD_REQUEST, format!("cannot decode request: {e}")).into_response(),
     }
+}
+
+/// A request body without its `Content-Encoding` (gzip, zstd or none).
+fn decompress(headers: &HeaderMap, body: &Bytes) -> Option<Vec<u8>> {
+    let mut raw = Vec::new();
+    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let done = match encoding {
+        "gzip" => flate2::read::GzDecoder::new(body.as_ref()).read_to_end(&mut raw).map(|_| ()),
+        "zstd" => zstd::stream::read::Decoder::new(body.as_ref()).and_then(|mut d| d.read_to_end(&mut raw)).map(|_| ()),
+        _ => {
+            raw = body.to_vec();
+            Ok(())
+        }
+    };
+    done.ok().map(|()| raw)
 }
 
 /// The page a redirect lands on: 200, HTML, whatever the method.
@@ -350,19 +374,9 @@ fn html_page() -> Response {
 
 async fn http_logs(state: Arc<State>, headers: HeaderMap, body: Bytes) -> Response {
     let failure = state.next_failure();
-    let mut raw = Vec::new();
-    let encoding = headers.get(header::CONTENT_ENCODING).and_then(|v| v.to_str().ok()).unwrap_or("");
-    let decoded = match encoding {
-        "gzip" => flate2::read::GzDecoder::new(body.as_ref()).read_to_end(&mut raw).map(|_| ()),
-        "zstd" => zstd::stream::read::Decoder::new(body.as_ref()).and_then(|mut d| d.read_to_end(&mut raw)).map(|_| ()),
-        _ => {
-            raw = body.to_vec();
-            Ok(())
-        }
-    };
-    if decoded.is_err() {
+    let Some(raw) = decompress(&headers, &body) else {
         return (StatusCode::BAD_REQUEST, "bad content encoding").into_response();
-    }
+    };
     let json = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|t| t.contains("json"));
     let req = if json {
         serde_json::from_slice::<ExportLogsServiceRequest>(&raw).map_err(|e| e.to_string())
