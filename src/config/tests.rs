@@ -1,3 +1,5 @@
+use std::path::Path;
+
 use super::*;
 
 fn no_env(_: &str) -> Option<String> {

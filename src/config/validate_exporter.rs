@@ -1,0 +1,118 @@
+//! Validation of the `exporter` section: endpoint, protocol, headers,
+//! TLS, retries and the `OTEL_EXPORTER_OTLP_*` conventions.
+
+use std::time::Duration;
+
+use super::raw;
+use super::trust;
+use super::validate::{CREDENTIALS_IN_ENDPOINT, Errors};
+use super::*;
+
+pub(super) fn exporter(raw: raw::RawExporter, env: EnvLookup<'_>, errs: &mut Errors) -> ExporterConfig {
+    let (protocol_path, protocol_text) = match raw.protocol {
+        Some(p) => ("exporter.protocol".to_string(), Some(p)),
+        None => match otel_env::lookup(env, "PROTOCOL") {
+            Some((name, v)) => (name, Some(v)),
+            None => ("exporter.protocol".to_string(), None),
+        },
+    };
+    let protocol = match protocol_text {
+        None => Protocol::Grpc,
+        Some(t) => Protocol::parse(&t).unwrap_or_else(|| {
+            errs.push(&protocol_path, format!("`{t}` is not one of grpc, http/protobuf, http/json, stdout"));
+            Protocol::Grpc
+        }),
+    };
+    let (endpoint, endpoint_as_is) =
+        otel_env::endpoint(raw.endpoint, raw.logs_endpoint, protocol, env, otel_env::Signal::Logs).unwrap_or_else(
+            |(path, e)| {
+                errs.push(path, e);
+                (otel_env::default_endpoint(protocol).to_string(), false)
+            },
+        );
+    if protocol != Protocol::Stdout && !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        let shown = trust::redact_url(&endpoint);
+        errs.push("exporter.endpoint", format!("`{shown}` must start with http:// or https://"));
+    } else if trust::has_userinfo(&endpoint) {
+        errs.push("exporter.endpoint", CREDENTIALS_IN_ENDPOINT);
+    }
+    let headers: Vec<(String, Secret)> = match raw.headers {
+        Some(map) => map.into_iter().map(|(k, v)| (k, Secret::new(v))).collect(),
+        None => match otel_env::lookup(env, "HEADERS") {
+            Some((name, text)) => match otel_env::parse_headers(&text) {
+                Ok(h) => h.into_iter().map(|(k, v)| (k, Secret::new(v))).collect(),
+                Err(e) => {
+                    errs.push(name, e);
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        },
+    };
+    for (k, _) in &headers {
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
+            errs.push(format!("exporter.headers.{k}"), "not a valid header name");
+        }
+    }
+    let compression = match raw
+        .compression
+        .map(|c| ("exporter.compression".to_string(), c))
+        .or_else(|| otel_env::lookup(env, "COMPRESSION"))
+    {
+        None => Compression::None,
+        Some((path, t)) => Compression::parse(&t).unwrap_or_else(|| {
+            errs.push(path, format!("`{t}` is not one of none, gzip, zstd"));
+            Compression::None
+        }),
+    };
+    let timeout = match raw.timeout {
+        Some(t) => errs.duration("exporter.timeout", &Some(t), Duration::from_secs(10)),
+        None => match otel_env::lookup(env, "TIMEOUT") {
+            // The OTLP spec gives this variable in milliseconds.
+            Some((name, v)) => v.trim().parse::<u64>().map(Duration::from_millis).unwrap_or_else(|_| {
+                errs.push(name, format!("`{v}` is not a number of milliseconds"));
+                Duration::from_secs(10)
+            }),
+            None => Duration::from_secs(10),
+        },
+    };
+    if timeout.is_zero() {
+        errs.push("exporter.timeout", "must be more than 0");
+    }
+    let max_request_bytes = errs.size("exporter.max_request_bytes", &raw.max_request_bytes, 4 << 20);
+    if max_request_bytes < 1024 {
+        errs.push("exporter.max_request_bytes", "must be at least 1KiB");
+    }
+    let retry = RetryConfig {
+        initial_backoff: errs.duration(
+            "exporter.retry.initial_backoff",
+            &raw.retry.initial_backoff,
+            Duration::from_secs(1),
+        ),
+        max_backoff: errs.duration("exporter.retry.max_backoff", &raw.retry.max_backoff, Duration::from_secs(30)),
+        max_retry_after: errs.duration(
+            "exporter.retry.max_retry_after",
+            &raw.retry.max_retry_after,
+            Duration::from_secs(300),
+        ),
+        max_elapsed: match errs.duration("exporter.retry.max_elapsed", &raw.retry.max_elapsed, Duration::ZERO) {
+            d if d.is_zero() => None,
+            d => Some(d),
+        },
+    };
+    let tls = otel_env::tls(&raw.tls, env, otel_env::Signal::Logs);
+    if tls.cert_file.is_some() != tls.key_file.is_some() {
+        errs.push("exporter.tls", "cert_file and key_file go together");
+    }
+    ExporterConfig {
+        protocol,
+        endpoint,
+        endpoint_as_is,
+        headers,
+        compression,
+        timeout,
+        max_request_bytes: usize::try_from(max_request_bytes).unwrap_or(usize::MAX),
+        tls,
+        retry,
+    }
+}
