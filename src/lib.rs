@@ -7,7 +7,7 @@
 //! - [`config`]: the YAML file, `${env:VAR}` expansion, validation ([`secret`] for tokens).
 //! - [`poller`]: one task per source: window planning, the per-app budget, the loop.
 //! - [`forge`]: the App logs API client and its wire types.
-//! - [`convert`]: Forge records → OTLP messages.
+//! - [`convert`]: Forge records → OTLP messages, [`privacy`] rules applied on the way.
 //! - [`export`]: delivery with acknowledgement, retries, dead letters.
 //! - [`checkpoint`]: progress saved only after the backend's answer.
 //!
@@ -31,6 +31,7 @@ pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod poller;
+pub mod privacy;
 pub mod progress;
 pub mod secret;
 pub mod server;

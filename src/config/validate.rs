@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::privacy;
 use super::raw::{self, Lenient, Scalar};
 use super::trust;
 use super::*;
+use crate::privacy::PrivacySpec;
 
 /// Endpoints never carry passwords: they would be printed and logged.
 const CREDENTIALS_IN_ENDPOINT: &str = "must not carry credentials (user:password@); put them in exporter.headers (e.g. Authorization), which are redacted";
@@ -96,7 +98,15 @@ pub fn is_site_id(s: &str) -> bool {
 pub fn validate(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
     let mut errs = Errors(Vec::new());
     let forge = forge(raw.forge, &mut errs);
-    let sources = sources(raw.sources, &mut errs);
+    let mut privacy_errs = Vec::new();
+    let global = match &raw.privacy {
+        Some(p) => privacy::spec("privacy", p, &privacy::base(), &mut privacy_errs),
+        None => privacy::base(),
+    };
+    // Compiled for its errors only: each source compiles the spec it uses.
+    let _ = privacy::compile("privacy", global.clone(), &mut privacy_errs);
+    errs.0.append(&mut privacy_errs);
+    let sources = sources(raw.sources, &global, &mut errs);
     let poll = poll(&raw.poll, &mut errs);
     let exporter = exporter(raw.exporter, env, &mut errs);
 
@@ -135,7 +145,7 @@ pub fn validate(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, Confi
     if !errs.0.is_empty() {
         return Err(ConfigError::Invalid(errs.0));
     }
-    Ok(Config { forge, sources, poll, exporter, state, server, log, telemetry })
+    Ok(Config { forge, sources, poll, exporter, state, server, log, telemetry, privacy: global })
 }
 
 fn telemetry(raw: &raw::RawTelemetry, exporter: &ExporterConfig, errs: &mut Errors) -> TelemetryConfig {
@@ -246,7 +256,7 @@ fn forge(raw: Option<raw::RawForge>, errs: &mut Errors) -> ForgeConfig {
     }
 }
 
-fn sources(raw: Option<Vec<raw::RawSource>>, errs: &mut Errors) -> Vec<SourceConfig> {
+fn sources(raw: Option<Vec<raw::RawSource>>, global: &PrivacySpec, errs: &mut Errors) -> Vec<SourceConfig> {
     let raw = raw.unwrap_or_default();
     if raw.is_empty() {
         errs.push("sources", "at least one source is required");
@@ -291,6 +301,15 @@ fn sources(raw: Option<Vec<raw::RawSource>>, errs: &mut Errors) -> Vec<SourceCon
         }
         let resource_attributes = attributes(&p, s.resource_attributes.unwrap_or_default(), errs);
         let message = s.message.filter(|m| !m.is_empty());
+        let privacy = match &s.privacy {
+            Some(raw) => {
+                let path = format!("{p}.privacy");
+                let spec = privacy::spec(&path, raw, global, &mut errs.0);
+                privacy::compile(&path, spec, &mut errs.0)
+            }
+            // Errors of the top level's rules are reported once, above.
+            None => privacy::compile("privacy", global.clone(), &mut Vec::new()),
+        };
         let source = SourceConfig {
             app_id,
             environment_id,
@@ -300,6 +319,7 @@ fn sources(raw: Option<Vec<raw::RawSource>>, errs: &mut Errors) -> Vec<SourceCon
             message,
             installation_contexts,
             resource_attributes,
+            privacy,
         };
         if !queries.insert(source.query_key()) {
             errs.push(&p, "asks for the same logs as another source (same app, environment and filters)");

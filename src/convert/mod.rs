@@ -12,6 +12,7 @@
 //! - [`walk`]: the Forge schema walk that writes `LogRecord` bytes;
 //! - [`proto`]: every protobuf tag and the field writers;
 //! - [`page`]: a decoded page and the buffers reused from page to page;
+//! - [`redact`]: the privacy rules applied to a record as the walk wrote it;
 //! - [`batch`]: the resource, the scope and export requests;
 //! - [`severity`]: severity and id rules shared with the reference path;
 //! - `reference` (tests and the `testkit` feature): the serde path the
@@ -21,6 +22,7 @@ mod batch;
 mod json;
 mod page;
 mod proto;
+mod redact;
 #[cfg(any(test, feature = "testkit"))]
 mod reference;
 mod severity;
@@ -28,7 +30,7 @@ mod walk;
 
 pub use batch::{Batch, RequestHead, batches, record_count, scope, source_resource};
 pub use json::WireError;
-pub use page::{Decoded, PageBuffers, Record, Records, decode_page, scan_page};
+pub use page::{Decoded, PageBuffers, Record, Records, decode_page, decode_page_with, scan_page};
 #[cfg(any(test, feature = "testkit"))]
 pub use reference::{any_value, fingerprint, record, requests};
 pub use severity::{hex_into, severity};
