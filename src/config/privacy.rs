@@ -121,8 +121,8 @@ pub(super) fn compile(path: &str, spec: PrivacySpec, errs: &mut Vec<String>) -> 
     }
     match Privacy::new(spec) {
         Ok(p) => p,
-        Err((at, why)) => {
-            errs.push(format!("{path}.{at}: {why}"));
+        Err(refused) => {
+            errs.extend(refused.into_iter().map(|(at, why)| format!("{path}.{at}: {why}")));
             Privacy::default()
         }
     }

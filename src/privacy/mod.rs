@@ -116,20 +116,21 @@ impl PrivacySpec {
         }
     }
 
-    /// Compiles the rules; the error names the rule's position
-    /// (`attributes[1]`, `mask[0]`) and what is wrong.
-    pub fn compile(&self) -> Result<Option<Rules>, (String, String)> {
+    /// Compiles the rules; each error names the rule's position
+    /// (`attributes[1]`, `mask[0]`) and what is wrong, all of them at once.
+    pub fn compile(&self) -> Result<Option<Rules>, Vec<(String, String)>> {
         if self.is_empty() {
             return Ok(None);
         }
+        let mut errs = Vec::new();
         let mut names = Vec::new();
         let mut attrs = Vec::new();
         for (i, r) in self.attributes.iter().enumerate() {
             if r.key.is_empty() {
-                return Err((format!("attributes[{i}].key"), "is empty".into()));
+                errs.push((format!("attributes[{i}].key"), "is empty".into()));
             }
             if r.action == Action::Truncate(0) {
-                return Err((format!("attributes[{i}].max_bytes"), "must be at least 1".into()));
+                errs.push((format!("attributes[{i}].max_bytes"), "must be at least 1".into()));
             }
             attrs.push((glob::Glob::new(&r.key), r.action, names.len()));
             names.push(format!("{}:{}", r.action.name(), r.key));
@@ -142,22 +143,29 @@ impl PrivacySpec {
         let hashes = self.attributes.iter().position(|r| r.action == Action::Hash);
         let key = match (&self.hash_key, hashes) {
             (Some(k), _) if !k.is_empty() && k.expose().len() < MIN_KEY_BYTES => {
-                return Err(("hash_key".into(), format!("must be at least {MIN_KEY_BYTES} bytes")));
+                errs.push(("hash_key".into(), format!("must be at least {MIN_KEY_BYTES} bytes")));
+                None
             }
             (Some(k), _) if !k.is_empty() => Some(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, k.expose().as_bytes())),
             (_, Some(i)) => {
-                return Err((
+                errs.push((
                     format!("attributes[{i}]"),
                     "hash needs privacy.hash_key (a secret, e.g. ${env:PRIVACY_HASH_KEY})".into(),
                 ));
+                None
             }
             _ => None,
         };
         let mut masks = Vec::new();
         for (i, m) in self.mask.iter().enumerate() {
-            let compiled = mask::Pattern::compile(m).map_err(|e| (format!("mask[{i}]"), e))?;
-            masks.push((compiled, names.len()));
+            match mask::Pattern::compile(m) {
+                Ok(compiled) => masks.push((compiled, names.len())),
+                Err(e) => errs.push((format!("mask[{i}]"), e)),
+            }
             names.push(format!("mask:{}", m.name()));
+        }
+        if !errs.is_empty() {
+            return Err(errs);
         }
         let masker = mask::Masker::new(masks, self.marker.clone());
         Ok(Some(Rules { attrs, allow_list, masker, key, prefix: self.hash_prefix.clone(), names }))
@@ -236,7 +244,7 @@ pub struct Privacy {
 
 impl Privacy {
     /// Compiles `spec` (see [`PrivacySpec::compile`]).
-    pub fn new(spec: PrivacySpec) -> Result<Self, (String, String)> {
+    pub fn new(spec: PrivacySpec) -> Result<Self, Vec<(String, String)>> {
         let rules = spec.compile()?.map(Arc::new);
         Ok(Self { spec, rules })
     }
