@@ -136,7 +136,7 @@ impl Masker {
     /// `i` changed.
     pub fn mask(&self, s: &str, out: &mut String, counts: &mut [u64]) -> bool {
         let mut cur = Cow::Borrowed(s);
-        let mut changed = vec![false; 0];
+        let mut changed = Vec::new();
         for _ in 0..MAX_PASSES {
             let mut again = false;
             for (n, (p, counter)) in self.patterns.iter().enumerate() {
@@ -175,7 +175,7 @@ mod tests {
         let patterns = names
             .iter()
             .enumerate()
-            .map(|(i, n)| (Pattern::compile(&MaskSpec::Named(n.to_string())).unwrap(), i))
+            .map(|(i, n)| (Pattern::compile(&MaskSpec::Named(n.to_string())).unwrap_or_else(|e| panic!("{e}")), i))
             .collect();
         Masker::new(patterns, "[redacted]".into())
     }

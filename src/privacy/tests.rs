@@ -44,7 +44,7 @@ fn hashing_is_keyed_and_stable() {
     let hash = |v: &[u8], r: &Rules| {
         let mut out = Vec::new();
         r.hash_into(v, &mut out);
-        String::from_utf8(out).unwrap()
+        String::from_utf8(out).unwrap_or_else(|e| panic!("{e}"))
     };
     let a = hash(b"ari:cloud:jira::site/1", &r);
     assert_eq!(a, hash(b"ari:cloud:jira::site/1", &r));

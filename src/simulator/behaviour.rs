@@ -138,7 +138,7 @@ impl Behaviour {
     /// What record `index` adds to its body under `privacy_samples`: text
     /// that is personal data or a credential, unique per record.
     pub fn privacy_sample(&self, index: u64) -> Option<String> {
-        (self.privacy_samples && index % 3 == 0).then(|| {
+        (self.privacy_samples && index.is_multiple_of(3)).then(|| {
             format!(
                 " user=jane.doe.{index}@example.com auth=\"Bearer sk{index:08x}Zq9\" account=557058:00000000-0000-4000-8000-{index:012x}"
             )
