@@ -176,3 +176,23 @@ fn the_hash_key_is_never_printed() {
         cfg.to_redacted_yaml().contains("hash:installationContext") || cfg.to_redacted_yaml().contains("action: hash")
     );
 }
+
+#[test]
+fn printed_rules_load_back_with_the_key_as_its_reference() {
+    use forge_otel_sidecar::config::print;
+    let text = "forge: {email: a@b.c, api_token: '${env:TOK}'}\nprivacy:\n  hash_key: ${env:KEY}\n  preset: recommended\n  attributes: [{key: installationContext, action: hash}]\nsources:\n  - {app_id: a, environment_id: e1}\n  - {app_id: b, environment_id: e2, privacy: none}\n  - {app_id: c, environment_id: e3, privacy: {attributes: [{key: x, action: hash}], mask: [{name: order, pattern: 'ORD-[0-9]+'}]}}\n";
+    let env = |n: &str| match n {
+        "KEY" => Some("a-key-of-at-least-16".to_string()),
+        "TOK" => Some("token".to_string()),
+        _ => None,
+    };
+    let (cfg, origins) = Config::from_yaml_traced(text, &env).unwrap_or_else(|e| panic!("{e}"));
+    let printed = print::render(&cfg, &origins);
+    assert!(printed.contains("hash_key: ${env:KEY}") && !printed.contains("a-key-of"), "{printed}");
+    let (again, origins2) = Config::from_yaml_traced(&printed, &env).unwrap_or_else(|e| panic!("{e}\n{printed}"));
+    assert_eq!(cfg, again);
+    assert_eq!(printed, print::render(&again, &origins2));
+    // The source that inherits the top-level key hashes with it.
+    assert!(again.sources[2].privacy.rules().is_some());
+    assert!(again.sources[1].privacy.rules().is_none());
+}
