@@ -85,6 +85,10 @@ impl Pattern {
         Ok(Self { re, luhn })
     }
 
+    pub fn matches(&self, s: &str) -> bool {
+        self.re.is_match(s)
+    }
+
     /// `s` with this pattern's matches replaced by `marker`, when any was.
     fn replace(&self, s: &str, marker: &str) -> Option<String> {
         let out = if self.luhn {

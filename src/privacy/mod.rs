@@ -159,6 +159,10 @@ impl PrivacySpec {
         let mut masks = Vec::new();
         for (i, m) in self.mask.iter().enumerate() {
             match mask::Pattern::compile(m) {
+                // A marker the pattern matches would be masked again and again.
+                Ok(compiled) if compiled.matches(&self.marker) => {
+                    errs.push((format!("mask[{i}]"), "matches the marker; choose another marker".into()));
+                }
                 Ok(compiled) => masks.push((compiled, names.len())),
                 Err(e) => errs.push((format!("mask[{i}]"), e)),
             }

@@ -64,6 +64,8 @@ fn refused_specs_name_the_rule() {
     assert_eq!(at(short), ["hash_key"]);
     let bad = PrivacySpec { hash_key: None, ..spec(vec![rule("b", Action::Hash)], &["email", "phone"]) };
     assert_eq!(at(bad), ["attributes[0]", "mask[1]"], "every error at once");
+    let marker = PrivacySpec { marker: "<a@b.cc>".into(), ..spec(vec![], &["token", "email"]) };
+    assert_eq!(at(marker), ["mask[1]"], "a marker the pattern masks");
 }
 
 #[test]
