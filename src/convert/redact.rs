@@ -78,6 +78,15 @@ fn fields(buf: &[u8]) -> impl Iterator<Item = Field<'_>> {
     })
 }
 
+/// The text of `AnyValue` content that is one string field.
+fn plain_string(content: &[u8]) -> Option<&str> {
+    let mut it = fields(content);
+    match (it.next(), it.next()) {
+        (Some(f), None) if f.tag == ANY_STRING => std::str::from_utf8(f.content).ok(),
+        _ => None,
+    }
+}
+
 impl<'r> Redaction<'r> {
     pub(super) fn new(rules: &'r Rules) -> Self {
         Self {
@@ -157,6 +166,26 @@ impl<'r> Redaction<'r> {
                         Action::Truncate(n) => Some(n),
                         _ => None,
                     };
+                    // The common case, one string short of any limit, without
+                    // the general rewrite (and copied as it is when unmasked).
+                    if let Some(text) = plain_string(v.content)
+                        && limit.is_none_or(|n| text.len() <= n)
+                    {
+                        let mut tmp = std::mem::take(&mut self.tmp);
+                        if self.rules.mask(text, &mut tmp, &mut self.counts) {
+                            let at = open_field(out, LOG_ATTRIBUTE);
+                            out.extend_from_slice(key_bytes);
+                            let va = open_field(out, KV_VALUE);
+                            put_field(out, ANY_STRING, tmp.as_bytes());
+                            close_field(out, va);
+                            close_field(out, at);
+                            changed = true;
+                        } else {
+                            out.extend_from_slice(f.whole);
+                        }
+                        self.tmp = tmp;
+                        continue;
+                    }
                     let at = open_field(out, LOG_ATTRIBUTE);
                     out.extend_from_slice(key_bytes);
                     let va = open_field(out, KV_VALUE);

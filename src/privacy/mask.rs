@@ -71,15 +71,14 @@ fn hint(name: &str) -> Option<fn(&[u8]) -> bool> {
     }
 }
 
-/// `bearer` or `basic` in any case, `eyJ` or `ATATT`.
+/// `bearer` or `basic` in any case, `eyJ` or `ATATT`: candidates found by
+/// a vectorised byte search, then checked.
 fn token_hint(b: &[u8]) -> bool {
     let at = |i: usize, lit: &[u8]| b.get(i..i + lit.len()).is_some_and(|w| w.eq_ignore_ascii_case(lit));
-    b.iter().enumerate().any(|(i, &c)| match c {
-        b'b' | b'B' => at(i, b"bearer") || at(i, b"basic"),
-        b'J' => i >= 2 && b.get(i - 2..i) == Some(b"ey"),
-        b'A' => b.get(i..i + 5) == Some(b"ATATT"),
-        _ => false,
-    })
+    memchr::memchr3_iter(b'b', b'B', b'J', b).any(|i| match b.get(i) {
+        Some(b'J') => i >= 2 && b.get(i - 2..i) == Some(b"ey"),
+        _ => at(i, b"bearer") || at(i, b"basic"),
+    }) || memchr::memmem::find(b, b"ATATT").is_some()
 }
 
 impl Pattern {
