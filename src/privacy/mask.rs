@@ -72,13 +72,14 @@ fn hint(name: &str) -> Option<fn(&[u8]) -> bool> {
 }
 
 /// `bearer` or `basic` in any case, `eyJ` or `ATATT`: candidates found by
-/// a vectorised byte search, then checked.
+/// a vectorised byte search, then checked (no substring searcher: building
+/// one costs more than a short string's whole scan).
 fn token_hint(b: &[u8]) -> bool {
     let at = |i: usize, lit: &[u8]| b.get(i..i + lit.len()).is_some_and(|w| w.eq_ignore_ascii_case(lit));
     memchr::memchr3_iter(b'b', b'B', b'J', b).any(|i| match b.get(i) {
         Some(b'J') => i >= 2 && b.get(i - 2..i) == Some(b"ey"),
         _ => at(i, b"bearer") || at(i, b"basic"),
-    }) || memchr::memmem::find(b, b"ATATT").is_some()
+    }) || memchr::memchr_iter(b'A', b).any(|i| b.get(i..i + 5) == Some(b"ATATT"))
 }
 
 impl Pattern {
