@@ -3,6 +3,11 @@
 //! does per page: decode straight into protobuf, fingerprint, split into
 //! requests. The `parse_*` and `scan_*` entries parse alone (the floor).
 //!
+//! `privacy_1000` is `pipeline` on a page where a third of the bodies carry
+//! an email, a token and an account id, without rules and with
+//! `privacy: recommended`; `privacy_1000_clean` the same on a page without
+//! them (docs/PRIVACY.md).
+//!
 //! Run: `cargo bench --bench pipeline`
 
 use std::borrow::Cow;
@@ -10,14 +15,21 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use forge_otel_sidecar::convert::{self, ConvertStats, RequestHead};
-use forge_otel_sidecar::convert::{decode_page, scan_page};
+use forge_otel_sidecar::convert::{decode_page, decode_page_with, scan_page};
 use forge_otel_sidecar::forge::model::Page;
+use forge_otel_sidecar::privacy::{self, Privacy, PrivacySpec, Rules};
+use forge_otel_sidecar::simulator::behaviour::Behaviour;
 use forge_otel_sidecar::simulator::data::{Generator, Stream, site_id};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 
 /// A page of `n` records as the API sends it.
 fn page_json(n: usize) -> Vec<u8> {
+    page_json_with(n, false)
+}
+
+/// [`page_json`], a third of the bodies with personal data when `samples`.
+fn page_json_with(n: usize, samples: bool) -> Vec<u8> {
     let g = Generator {
         seed: 1,
         t0_ns: 1_700_000_000_000_000_000,
@@ -33,7 +45,16 @@ fn page_json(n: usize) -> Vec<u8> {
         environment_id: "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d".into(),
         index: 0,
     };
-    let records: Vec<_> = (0..n as u64).map(|i| g.record(&s, &g.meta(&s, i))).collect();
+    let b = Behaviour { privacy_samples: samples, ..Behaviour::default() };
+    let records: Vec<_> = (0..n as u64)
+        .map(|i| {
+            let mut r = g.record(&s, &g.meta(&s, i));
+            if let (Some(extra), Some(body)) = (b.privacy_sample(i), r.body.as_mut()) {
+                body.string_value.get_or_insert_default().push_str(&extra);
+            }
+            r
+        })
+        .collect();
     serde_json::to_vec(&Page { app_logs: records, cursor: Some("next".into()) }).unwrap_or_default()
 }
 
@@ -102,7 +123,12 @@ fn pipeline_via_model(json: &[u8], resource: &Resource, scratch: &mut Vec<u8>) -
 /// What the poller does with one page, up to the bytes on the wire:
 /// decode straight into protobuf records, fingerprint, wrap into requests.
 fn pipeline(json: &[u8], head: &RequestHead) -> usize {
-    let page = decode_page(json, 1).unwrap_or_default();
+    pipeline_with(json, head, None)
+}
+
+/// [`pipeline`] with privacy rules.
+fn pipeline_with(json: &[u8], head: &RequestHead, rules: Option<&Rules>) -> usize {
+    let page = decode_page_with(json, 1, rules).unwrap_or_default();
     let mut out = Vec::with_capacity(page.records.len());
     for r in page.records.iter() {
         black_box(r.fingerprint());
@@ -149,5 +175,31 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+/// The recommended rules against none, on the same 1,000-record page:
+/// with personal data in a third of the bodies, and without any.
+fn bench_privacy(c: &mut Criterion) {
+    let head = RequestHead::new(&Resource::default());
+    let (attributes, mask) = PrivacySpec::preset(privacy::RECOMMENDED).unwrap_or_default();
+    let spec = PrivacySpec {
+        attributes,
+        mask,
+        marker: privacy::DEFAULT_MARKER.into(),
+        hash_key: None,
+        hash_prefix: privacy::DEFAULT_HASH_PREFIX.into(),
+    };
+    let recommended = Privacy::new(spec).unwrap_or_default();
+    for (group, samples) in [("privacy_1000", true), ("privacy_1000_clean", false)] {
+        let json = page_json_with(1_000, samples);
+        let mut g = c.benchmark_group(group);
+        g.sample_size(30);
+        g.throughput(Throughput::Elements(1_000));
+        g.bench_function("no_rules", |b| b.iter(|| black_box(pipeline_with(black_box(&json), &head, None))));
+        g.bench_function("recommended", |b| {
+            b.iter(|| black_box(pipeline_with(black_box(&json), &head, recommended.rules())))
+        });
+        g.finish();
+    }
+}
+
+criterion_group!(benches, bench, bench_privacy);
 criterion_main!(benches);

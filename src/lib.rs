@@ -10,12 +10,13 @@
 //!   (window plans and deadlines, the per-app budget, API error → action,
 //!   which records of a page go out), the loop carries them out.
 //! - [`forge`]: the App logs API: a page's bytes, and the API's wire types.
-//! - [`convert`]: a page's bytes → OTLP protobuf records and export requests.
+//! - [`convert`]: a page's bytes → OTLP protobuf records and export
+//!   requests, [`privacy`] rules applied on the way.
 //! - [`export`]: delivery with acknowledgement, retries, dead letters.
 //! - [`checkpoint`]: marks and delivered counts, saved only after the backend's answer.
 //!
 //! Below them all, the shared vocabulary: [`progress`] (passes, windows,
-//! the page in progress), [`net`] (HTTP error chains and server-given
+//! the page in progress), [`privacy`] (redaction rules), [`net`] (HTTP error chains and server-given
 //! delays, capped), [`wait`] (the one cancellable wait), [`backoff`],
 //! [`fingerprint`], [`timefmt`], [`tls`].
 //!
@@ -42,6 +43,7 @@ pub mod logging;
 pub mod metrics;
 pub mod net;
 pub mod poller;
+pub mod privacy;
 pub mod progress;
 pub mod secret;
 pub mod server;

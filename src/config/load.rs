@@ -26,7 +26,7 @@ impl Config {
     }
 
     /// [`Config::from_yaml`], with what [`print::render`] needs to print it back.
-    pub(crate) fn from_yaml_traced(text: &str, env: EnvLookup<'_>) -> Result<(Self, print::Origins), ConfigError> {
+    pub fn from_yaml_traced(text: &str, env: EnvLookup<'_>) -> Result<(Self, print::Origins), ConfigError> {
         let mut tree: yaml_serde::Value = yaml_serde::from_str(text).map_err(|e| ConfigError::Yaml(e.to_string()))?;
         if tree.is_null() {
             tree = yaml_serde::Value::Mapping(Default::default());

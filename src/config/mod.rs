@@ -19,6 +19,7 @@ mod load;
 pub mod metrics_sources;
 pub mod otel_env;
 pub mod print;
+mod privacy;
 pub mod raw;
 mod trust;
 mod validate;
@@ -68,6 +69,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub log: LogConfig,
     pub telemetry: TelemetryConfig,
+    /// The top-level privacy rules, the default of every source.
+    pub privacy: crate::privacy::PrivacySpec,
 }
 
 /// The sidecar's own metrics pushed over OTLP (besides `/metrics`).
@@ -143,6 +146,8 @@ pub struct SourceConfig {
     pub message: Option<String>,
     pub installation_contexts: Vec<String>,
     pub resource_attributes: Vec<(String, AttrValue)>,
+    /// What is dropped, hashed, cut or masked before export.
+    pub privacy: crate::privacy::Privacy,
 }
 
 impl SourceConfig {

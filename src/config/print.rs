@@ -15,6 +15,7 @@ use std::time::Duration;
 use yaml_serde::{Mapping, Value};
 
 use super::{AttrValue, Compression, Config, EnvLookup, LogFormat, Protocol, TokenSource};
+use crate::privacy::{Action, MaskSpec, PrivacySpec};
 use crate::secret::{REDACTED, Secret};
 
 /// What `check-config` needs to know beyond the effective config: how the
@@ -29,6 +30,8 @@ pub struct Origins {
     pub(super) from_env: Vec<(String, String)>,
     /// `metrics_sources[i].api_token` as written, by index.
     pub(super) metrics_api_tokens: Vec<Option<String>>,
+    /// `hash_key` values as written, by key path (`privacy`, `sources[0].privacy`).
+    pub(super) hash_keys: BTreeMap<String, String>,
     /// Bare references resolved against the loading environment.
     pub(super) references: BTreeMap<String, bool>,
 }
@@ -43,16 +46,32 @@ impl Origins {
             .and_then(Value::as_mapping)
             .map(|m| m.iter().filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.as_str()?.to_string()))).collect())
             .unwrap_or_default();
+        let hash_key = |p: &Value| p.get("privacy")?.get("hash_key")?.as_str().map(str::to_string);
+        let mut hash_keys = BTreeMap::new();
+        if let Some(k) = hash_key(tree) {
+            hash_keys.insert("privacy".to_string(), k);
+        }
+        let sources = tree.get("sources").and_then(Value::as_sequence).map(Vec::as_slice).unwrap_or_default();
+        for (i, s) in sources.iter().enumerate() {
+            if let Some(k) = hash_key(s) {
+                hash_keys.insert(format!("sources[{i}].privacy"), k);
+            }
+        }
         let metrics_api_tokens = super::metrics_sources::capture_tokens(tree);
         let mut references = BTreeMap::new();
-        for text in api_token.iter().chain(headers.values()).chain(metrics_api_tokens.iter().flatten()) {
+        for text in api_token
+            .iter()
+            .chain(headers.values())
+            .chain(hash_keys.values())
+            .chain(metrics_api_tokens.iter().flatten())
+        {
             if let Some((name, has_default)) = bare_reference(text) {
                 // A default may itself be a secret: only a set variable makes the reference printable.
                 let usable = !has_default || env(&name).is_some_and(|v| !v.is_empty());
                 references.insert(text.clone(), usable);
             }
         }
-        Self { api_token, headers, metrics_api_tokens, from_env: Vec::new(), references }
+        Self { api_token, headers, metrics_api_tokens, hash_keys, from_env: Vec::new(), references }
     }
 
     /// The printable form of a secret written as `written`.
@@ -83,7 +102,20 @@ pub fn render(cfg: &Config, origins: &Origins) -> String {
     let mut notes = Vec::new();
     let mut root = Mapping::new();
     root.insert("forge".into(), forge(cfg, origins, &mut notes));
-    root.insert("sources".into(), Value::Sequence(cfg.sources.iter().map(source).collect()));
+    let mut sources = Vec::new();
+    for (i, s) in cfg.sources.iter().enumerate() {
+        let mut m = source(s);
+        // A source printed with its own rules only where they differ from the top level's.
+        if s.privacy.spec() != &cfg.privacy
+            && let Value::Mapping(map) = &mut m
+        {
+            let path = format!("sources[{i}].privacy");
+            map.insert("privacy".into(), privacy(&path, s.privacy.spec(), origins, &mut notes));
+        }
+        sources.push(m);
+    }
+    root.insert("sources".into(), Value::Sequence(sources));
+    root.insert("privacy".into(), privacy("privacy", &cfg.privacy, origins, &mut notes));
     if !cfg.metrics_sources.is_empty() {
         let list = super::metrics_sources::render(&cfg.metrics_sources, origins, &attributes, &mut notes);
         root.insert("metrics_sources".into(), list);
@@ -193,6 +225,47 @@ fn attributes(list: &[(String, AttrValue)]) -> Value {
         attrs.insert(k.clone().into(), value);
     }
     attrs.into()
+}
+
+/// The effective rules, presets expanded: the output says what runs.
+fn privacy(path: &str, p: &PrivacySpec, origins: &Origins, notes: &mut Vec<String>) -> Value {
+    let mut m = Mapping::new();
+    let attrs = p.attributes.iter().map(|r| {
+        let mut a = Mapping::new();
+        a.insert("key".into(), r.key.clone().into());
+        a.insert("action".into(), r.action.name().into());
+        if let Action::Truncate(n) = r.action {
+            a.insert("max_bytes".into(), (n as u64).into());
+        }
+        Value::Mapping(a)
+    });
+    m.insert("attributes".into(), Value::Sequence(attrs.collect()));
+    let masks = p.mask.iter().map(|x| match x {
+        MaskSpec::Named(name) => Value::from(name.clone()),
+        MaskSpec::Custom { name, pattern } => {
+            let mut c = Mapping::new();
+            c.insert("name".into(), name.clone().into());
+            c.insert("pattern".into(), pattern.clone().into());
+            Value::Mapping(c)
+        }
+    });
+    m.insert("mask".into(), Value::Sequence(masks.collect()));
+    m.insert("marker".into(), p.marker.clone().into());
+    m.insert("hash_prefix".into(), p.hash_prefix.clone().into());
+    if p.hash_key.is_some() {
+        // A source that inherits the top level's key prints none of its own.
+        let written = origins.hash_keys.get(path);
+        if written.is_some() || path == "privacy" {
+            let text = origins.secret_text(written).unwrap_or_else(|| {
+                notes.push(format!(
+                    "{path}.hash_key: written in the file; printed as {REDACTED}: supply it again (e.g. ${{env:PRIVACY_HASH_KEY}}) before using this output"
+                ));
+                REDACTED.to_string()
+            });
+            m.insert("hash_key".into(), text.into());
+        }
+    }
+    m.into()
 }
 
 fn poll(cfg: &Config) -> Value {

@@ -66,6 +66,8 @@ pub(crate) struct RawConfig {
     pub log: RawLog,
     #[serde(default)]
     pub telemetry: RawTelemetry,
+    /// Privacy rules of every source that sets none of its own.
+    pub privacy: Option<StrOr<RawPrivacy>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -111,6 +113,63 @@ pub(crate) struct RawSource {
     pub message: Option<String>,
     pub installation_contexts: Option<Vec<String>>,
     pub resource_attributes: Option<BTreeMap<String, yaml_serde::Value>>,
+    /// Replaces the top-level `privacy` rules for this source.
+    pub privacy: Option<StrOr<RawPrivacy>>,
+}
+
+/// A value written as a bare string (a preset, a named pattern) or as a
+/// map. Not an untagged enum: the map keeps its own unknown-key errors
+/// with their paths.
+#[derive(Debug, Clone)]
+pub enum StrOr<T> {
+    Str(String),
+    Map(T),
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for StrOr<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visit<T> {
+            type Value = StrOr<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a name or a map")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(StrOr::Str(v.to_string()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(StrOr::Map)
+            }
+        }
+        d.deserialize_any(Visit(std::marker::PhantomData))
+    }
+}
+
+/// `privacy:` as a map (`privacy: recommended` is the preset alone).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPrivacy {
+    pub preset: Option<String>,
+    pub attributes: Option<Vec<RawAttrRule>>,
+    pub mask: Option<Vec<StrOr<RawMask>>>,
+    pub marker: Option<String>,
+    pub hash_key: Option<String>,
+    pub hash_prefix: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAttrRule {
+    pub key: Option<String>,
+    pub action: Option<String>,
+    pub max_bytes: Option<Lenient<usize>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMask {
+    pub name: Option<String>,
+    pub pattern: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

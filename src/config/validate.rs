@@ -7,10 +7,12 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use super::privacy;
 use super::raw::{self, Lenient, Scalar};
 use super::trust;
 use super::validate_exporter::exporter;
 use super::*;
+use crate::privacy::PrivacySpec;
 
 /// Endpoints never carry passwords: they would be printed and logged.
 pub(super) const CREDENTIALS_IN_ENDPOINT: &str = "must not carry credentials (user:password@); put them in exporter.headers (e.g. Authorization), which are redacted";
@@ -97,8 +99,16 @@ pub(crate) fn is_site_id(s: &str) -> bool {
 pub fn validate(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, ConfigError> {
     let mut errs = Errors(Vec::new());
     let forge = forge(raw.forge, &mut errs);
+    let mut privacy_errs = Vec::new();
+    let global = match &raw.privacy {
+        Some(p) => privacy::spec("privacy", p, &privacy::base(), &mut privacy_errs),
+        None => privacy::base(),
+    };
+    // Compiled for its errors only: each source compiles the spec it uses.
+    let _ = privacy::compile("privacy", global.clone(), &mut privacy_errs);
+    errs.0.append(&mut privacy_errs);
     let has_metrics = raw.metrics_sources.as_ref().is_some_and(|m| !m.is_empty());
-    let sources = sources(raw.sources, has_metrics, &mut errs);
+    let sources = sources(raw.sources, &global, has_metrics, &mut errs);
     let log_names: HashSet<String> = sources.iter().map(|s| s.name.clone()).collect();
     let mut attr_errs = Errors(Vec::new());
     let metrics_sources = super::metrics_sources::validate(
@@ -146,7 +156,7 @@ pub fn validate(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, Confi
     if !errs.0.is_empty() {
         return Err(ConfigError::Invalid(errs.0));
     }
-    Ok(Config { forge, sources, metrics_sources, poll, exporter, state, server, log, telemetry })
+    Ok(Config { forge, sources, metrics_sources, poll, exporter, state, server, log, telemetry, privacy: global })
 }
 
 fn telemetry(raw: &raw::RawTelemetry, exporter: &ExporterConfig, errs: &mut Errors) -> TelemetryConfig {
@@ -257,7 +267,12 @@ fn forge(raw: Option<raw::RawForge>, errs: &mut Errors) -> ForgeConfig {
     }
 }
 
-fn sources(raw: Option<Vec<raw::RawSource>>, has_metrics: bool, errs: &mut Errors) -> Vec<SourceConfig> {
+fn sources(
+    raw: Option<Vec<raw::RawSource>>,
+    global: &PrivacySpec,
+    has_metrics: bool,
+    errs: &mut Errors,
+) -> Vec<SourceConfig> {
     let raw = raw.unwrap_or_default();
     if raw.is_empty() && !has_metrics {
         errs.push("sources", "at least one source is required (or a metrics source)");
@@ -302,6 +317,15 @@ fn sources(raw: Option<Vec<raw::RawSource>>, has_metrics: bool, errs: &mut Error
         }
         let resource_attributes = attributes(&p, s.resource_attributes.unwrap_or_default(), errs);
         let message = s.message.filter(|m| !m.is_empty());
+        let privacy = match &s.privacy {
+            Some(raw) => {
+                let path = format!("{p}.privacy");
+                let spec = privacy::spec(&path, raw, global, &mut errs.0);
+                privacy::compile(&path, spec, &mut errs.0)
+            }
+            // Errors of the top level's rules are reported once, above.
+            None => privacy::compile("privacy", global.clone(), &mut Vec::new()),
+        };
         let source = SourceConfig {
             app_id,
             environment_id,
@@ -311,6 +335,7 @@ fn sources(raw: Option<Vec<raw::RawSource>>, has_metrics: bool, errs: &mut Error
             message,
             installation_contexts,
             resource_attributes,
+            privacy,
         };
         if !queries.insert(source.query_key()) {
             errs.push(&p, "asks for the same logs as another source (same app, environment and filters)");

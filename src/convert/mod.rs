@@ -12,6 +12,7 @@
 //! - [`walk`]: the Forge schema walk that writes `LogRecord` bytes;
 //! - [`proto`]: every protobuf tag and the field writers;
 //! - [`page`]: a decoded page and the buffers reused from page to page;
+//! - [`redact`]: the privacy rules applied to a record as the walk wrote it;
 //! - [`batch`]: the resource, the scope and export requests;
 //! - [`severity`]: severity and id rules shared with the reference path;
 //! - [`metrics`]: the App metrics API's OTLP/JSON → OTLP protobuf metrics;
@@ -23,6 +24,7 @@ mod json;
 pub mod metrics;
 mod page;
 mod proto;
+mod redact;
 #[cfg(any(test, feature = "testkit"))]
 mod reference;
 mod severity;
@@ -30,7 +32,7 @@ mod walk;
 
 pub use batch::{Batch, RequestHead, batches, record_count, scope, source_resource};
 pub use json::WireError;
-pub use page::{Decoded, PageBuffers, Record, Records, decode_page, scan_page};
+pub use page::{Decoded, PageBuffers, Record, Records, decode_page, decode_page_with, scan_page};
 #[cfg(any(test, feature = "testkit"))]
 pub use reference::{any_value, fingerprint, record, requests};
 pub use severity::{hex_into, severity, trace_id_into};

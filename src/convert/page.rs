@@ -17,6 +17,8 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
 use super::ConvertStats;
 use super::json::{Parser, WireError};
+use super::redact::Redaction;
+use crate::privacy::Rules;
 
 /// A decoded page.
 #[derive(Debug, Default)]
@@ -25,6 +27,9 @@ pub struct Decoded {
     /// More pages follow when this is `Some`.
     pub cursor: Option<String>,
     pub stats: ConvertStats,
+    /// Values each privacy rule changed on this page, indexed like
+    /// [`crate::privacy::Rules::names`]; empty without rules.
+    pub privacy_changed: Vec<u64>,
 }
 
 /// A page's records, each encoded as an OTLP `LogRecord`, in page order.
@@ -37,8 +42,12 @@ pub struct Records {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Item {
     pub(super) start: usize,
-    /// End of the content; the observed time follows up to `end`.
+    /// End of the content as the API sent it (what the fingerprint hashes).
     pub(super) content_end: usize,
+    /// Start of the message as sent: `start` unless privacy rules changed
+    /// the record, then its redacted content, after `content_end`; the
+    /// observed time follows up to `end`.
+    pub(super) enc_start: usize,
     pub(super) end: usize,
     pub(super) time_unix_nano: u64,
     pub(super) site: Option<(usize, usize)>,
@@ -49,7 +58,7 @@ pub(super) struct Item {
 pub struct Record<'a> {
     /// 0 when the record has no usable time.
     pub time_unix_nano: u64,
-    /// The `LogRecord` message as sent.
+    /// The `LogRecord` message as sent (privacy rules applied).
     pub encoded: &'a [u8],
     content: &'a [u8],
     site: Option<&'a str>,
@@ -58,7 +67,8 @@ pub struct Record<'a> {
 impl<'a> Record<'a> {
     /// The fingerprint of the record's content, its observed time left out
     /// (the same record fetched twice must match): the hash of the bytes
-    /// prost writes for the record with observed time 0.
+    /// prost writes for the record with observed time 0, as the API sent
+    /// it (before privacy rules, so changing them re-delivers nothing).
     pub fn fingerprint(&self) -> u64 {
         crate::fingerprint::hash_bytes(self.content)
     }
@@ -68,8 +78,9 @@ impl<'a> Record<'a> {
         self.encoded
     }
 
-    /// The string value of the record's `installationContext` attribute.
-    pub(crate) fn site(&self) -> Option<&'a str> {
+    /// The string value of the record's `installationContext` attribute,
+    /// as the API sent it.
+    pub fn site(&self) -> Option<&'a str> {
         self.site
     }
 }
@@ -86,7 +97,7 @@ impl Records {
     pub fn iter(&self) -> impl Iterator<Item = Record<'_>> + '_ {
         self.items.iter().map(|it| Record {
             time_unix_nano: it.time_unix_nano,
-            encoded: self.buf.get(it.start..it.end).unwrap_or_default(),
+            encoded: self.buf.get(it.enc_start..it.end).unwrap_or_default(),
             content: self.buf.get(it.start..it.content_end).unwrap_or_default(),
             site: it.site.and_then(|(a, b)| std::str::from_utf8(self.buf.get(a..b)?).ok()),
         })
@@ -116,8 +127,13 @@ pub struct PageBuffers {
 impl PageBuffers {
     /// Decodes `body` into records held in the reused buffer.
     pub fn decode(&mut self, observed_ns: u64) -> Result<Decoded, WireError> {
+        self.decode_with(observed_ns, None)
+    }
+
+    /// [`Self::decode`] applying a source's privacy rules.
+    pub fn decode_with(&mut self, observed_ns: u64, rules: Option<&Rules>) -> Result<Decoded, WireError> {
         let out = std::mem::take(&mut self.records);
-        let page = decode_page_into(&self.body, observed_ns, out);
+        let page = decode_page_into(&self.body, observed_ns, out, rules);
         if self.body.capacity() > MAX_KEPT {
             self.body = Vec::new();
         }
@@ -136,11 +152,23 @@ impl PageBuffers {
 
 /// Decodes a page's JSON into OTLP records observed at `observed_ns`.
 pub fn decode_page(bytes: &[u8], observed_ns: u64) -> Result<Decoded, WireError> {
-    decode_page_into(bytes, observed_ns, Vec::new())
+    decode_page_into(bytes, observed_ns, Vec::new(), None)
+}
+
+/// [`decode_page`] applying privacy rules: records are fingerprinted as
+/// the API sent them and encoded redacted.
+pub fn decode_page_with(bytes: &[u8], observed_ns: u64, rules: Option<&Rules>) -> Result<Decoded, WireError> {
+    decode_page_into(bytes, observed_ns, Vec::new(), rules)
 }
 
 /// [`decode_page`] writing into `buf` (cleared first).
-fn decode_page_into(bytes: &[u8], observed_ns: u64, mut buf: Vec<u8>) -> Result<Decoded, WireError> {
+fn decode_page_into(
+    bytes: &[u8],
+    observed_ns: u64,
+    mut buf: Vec<u8>,
+    rules: Option<&Rules>,
+) -> Result<Decoded, WireError> {
+    let mut redaction = rules.map(Redaction::new);
     let mut p = Parser::new(bytes)?;
     let mut stats = ConvertStats::default();
     let mut records = None;
@@ -156,7 +184,7 @@ fn decode_page_into(bytes: &[u8], observed_ns: u64, mut buf: Vec<u8>) -> Result<
                 buf.clear();
                 buf.reserve(bytes.len());
                 let mut out = Records { buf: std::mem::take(&mut buf), items: Vec::new() };
-                p.records(&mut out, observed_ns, &mut stats)?;
+                p.records(&mut out, observed_ns, &mut stats, redaction.as_mut())?;
                 records = Some(out);
             }
             "cursor" => cursor = p.opt_str()?.map(Cow::into_owned),
@@ -165,7 +193,8 @@ fn decode_page_into(bytes: &[u8], observed_ns: u64, mut buf: Vec<u8>) -> Result<
     }
     p.end()?;
     let records = records.ok_or_else(|| p.err("missing field `appLogs`"))?;
-    Ok(Decoded { records, cursor: cursor.filter(|c| !c.is_empty()), stats })
+    let privacy_changed = redaction.map(|r| r.counts).unwrap_or_default();
+    Ok(Decoded { records, cursor: cursor.filter(|c| !c.is_empty()), stats, privacy_changed })
 }
 
 /// Checks a page's syntax without decoding it: the floor of any decoder

@@ -218,6 +218,7 @@ fn resource_carries_source_identity_and_config() {
             ("deployment.environment.name".into(), AttrValue::Str("production".into())),
             ("service.name".into(), AttrValue::Str("override".into())),
         ],
+        privacy: Default::default(),
     };
     let r = source_resource(&src);
     let keys: Vec<&str> = r.attributes.iter().map(|k| k.key.as_str()).collect();

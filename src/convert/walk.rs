@@ -9,6 +9,7 @@ use prost::encoding::encode_varint;
 use super::json::{Parser, WireError};
 use super::page::{Item, Records};
 use super::proto::*;
+use super::redact::Redaction;
 use super::{ATTR_RAW_TIME, ATTR_SEVERITY_NUMBER, ConvertStats, hex_into, severity, trace_id_into};
 use crate::forge::model::Num;
 
@@ -53,12 +54,13 @@ impl<'a> Parser<'a> {
         out: &mut Records,
         observed_ns: u64,
         stats: &mut ConvertStats,
+        mut redaction: Option<&mut Redaction<'_>>,
     ) -> Result<(), WireError> {
         self.open(b'[', "`appLogs`: expected an array")?;
         let mut scratch = Scratch::default();
         let mut first = true;
         while self.next_elem(&mut first)? {
-            self.record(out, &mut scratch, observed_ns, stats)?;
+            self.record(out, &mut scratch, observed_ns, stats, redaction.as_deref_mut())?;
         }
         Ok(())
     }
@@ -71,6 +73,7 @@ impl<'a> Parser<'a> {
         scratch: &mut Scratch,
         observed_ns: u64,
         stats: &mut ConvertStats,
+        redaction: Option<&mut Redaction<'_>>,
     ) -> Result<(), WireError> {
         self.open(b'{', "expected a log record object")?;
         let (mut time, mut sev_number, mut sev_text, mut trace, mut span) = (None, None, None, None, None);
@@ -106,66 +109,74 @@ impl<'a> Parser<'a> {
                 _ => self.skip()?,
             }
         }
+        let sev_number = sev_number.as_ref().and_then(Num::as_i64);
+        let mut fin = Finish {
+            time_unix_nano: 0,
+            level: severity(sev_text.as_deref(), sev_number),
+            sev_text: sev_text.as_deref().filter(|t| !t.is_empty()),
+            raw_time: None,
+            sev_number,
+            trace: None,
+            span: None,
+        };
+        if let Some(t) = &time {
+            // A time past i64::MAX cannot be a nanosecond time; it is kept raw, like unparsable ones.
+            match t.as_u64().filter(|n| i64::try_from(*n).is_ok()) {
+                Some(ns) => fin.time_unix_nano = ns,
+                None => {
+                    stats.bad_time += 1;
+                    fin.raw_time = Some(t.raw());
+                }
+            }
+        }
+        let (mut t, mut sp) = ([0u8; 16], [0u8; 8]);
+        let trace_ok = match trace.as_deref() {
+            None | Some("") => false,
+            Some(text) => {
+                trace_id_into(text, &mut t) || {
+                    stats.bad_ids += 1;
+                    false
+                }
+            }
+        };
+        let span_ok = match span.as_deref() {
+            None | Some("") => false,
+            Some(text) => {
+                hex_into(text, &mut sp) || {
+                    stats.bad_ids += 1;
+                    false
+                }
+            }
+        };
+        fin.trace = trace_ok.then_some(t);
+        fin.span = span_ok.then_some(sp);
+        let (body, attrs) = (body.then_some(&scratch.body[..]), attrs.then_some(&scratch.attrs[..]));
+        let redacted = match redaction {
+            Some(r) => match r.record(body, attrs) {
+                (false, false) => None,
+                (b, a) => Some((if b { Some(&r.body[..]) } else { body }, if a { Some(&r.attrs[..]) } else { attrs })),
+            },
+            None => None,
+        };
         let buf = &mut out.buf;
         let start = buf.len();
-        let mut raw_time = None;
-        let time_unix_nano = match &time {
-            None => 0,
-            // A time past i64::MAX cannot be a nanosecond time; it is kept raw, like unparsable ones.
-            Some(t) => t.as_u64().filter(|n| i64::try_from(*n).is_ok()).unwrap_or_else(|| {
-                stats.bad_time += 1;
-                raw_time = Some(t.raw());
-                0
-            }),
-        };
-        if time_unix_nano != 0 {
-            buf.push(LOG_TIME);
-            buf.extend_from_slice(&time_unix_nano.to_le_bytes());
-        }
-        let sev_number = sev_number.as_ref().and_then(Num::as_i64);
-        let level = severity(sev_text.as_deref(), sev_number);
-        if level != 0 {
-            buf.push(LOG_SEVERITY_NUMBER);
-            encode_varint(i64::from(level) as u64, buf);
-        }
-        if let Some(text) = sev_text.as_deref().filter(|t| !t.is_empty()) {
-            put_field(buf, LOG_SEVERITY_TEXT, text.as_bytes());
-        }
-        if body {
-            put_field(buf, LOG_BODY, &scratch.body);
-        }
-        let attrs_at = buf.len();
-        if attrs {
-            buf.extend_from_slice(&scratch.attrs);
-        }
-        if let Some(raw) = raw_time {
-            extra_attribute(buf, ATTR_RAW_TIME, |b| put_field(b, ANY_STRING, raw.as_bytes()));
-        }
-        if let Some(n) = sev_number {
-            extra_attribute(buf, ATTR_SEVERITY_NUMBER, |b| {
-                b.push(ANY_INT);
-                encode_varint(n as u64, b);
-            });
-        }
-        let mut trace_bytes = [0u8; 16];
-        match trace.as_deref() {
-            None | Some("") => {}
-            Some(text) if trace_id_into(text, &mut trace_bytes) => put_field(buf, LOG_TRACE_ID, &trace_bytes),
-            Some(_) => stats.bad_ids += 1,
-        }
-        let mut span_bytes = [0u8; 8];
-        match span.as_deref() {
-            None | Some("") => {}
-            Some(text) if hex_into(text, &mut span_bytes) => put_field(buf, LOG_SPAN_ID, &span_bytes),
-            Some(_) => stats.bad_ids += 1,
-        }
+        let attrs_at = fin.write(buf, body, attrs);
         let content_end = buf.len();
+        let enc_start = match redacted {
+            Some((body, attrs)) => {
+                let at = buf.len();
+                fin.write(buf, body, attrs);
+                at
+            }
+            None => start,
+        };
+        let time_unix_nano = fin.time_unix_nano;
         if observed_ns != 0 {
             buf.push(LOG_OBSERVED_TIME);
             buf.extend_from_slice(&observed_ns.to_le_bytes());
         }
         let site = site.map(|(a, b)| (attrs_at + a, attrs_at + b));
-        out.items.push(Item { start, content_end, end: buf.len(), time_unix_nano, site });
+        out.items.push(Item { start, content_end, enc_start, end: buf.len(), time_unix_nano, site });
         Ok(())
     }
 
@@ -337,6 +348,59 @@ impl<'a> Parser<'a> {
         }
         close_field(out, at);
         Ok(())
+    }
+}
+
+/// A record's fields after the finishing rules, written once as the API
+/// sent the record and once more, redacted, when privacy rules changed it.
+struct Finish<'t> {
+    time_unix_nano: u64,
+    level: i32,
+    sev_text: Option<&'t str>,
+    raw_time: Option<String>,
+    sev_number: Option<i64>,
+    trace: Option<[u8; 16]>,
+    span: Option<[u8; 8]>,
+}
+
+impl Finish<'_> {
+    /// Writes the record's content (all but the observed time) in prost's
+    /// field order; where its attributes start.
+    fn write(&self, buf: &mut Vec<u8>, body: Option<&[u8]>, attrs: Option<&[u8]>) -> usize {
+        if self.time_unix_nano != 0 {
+            buf.push(LOG_TIME);
+            buf.extend_from_slice(&self.time_unix_nano.to_le_bytes());
+        }
+        if self.level != 0 {
+            buf.push(LOG_SEVERITY_NUMBER);
+            encode_varint(i64::from(self.level) as u64, buf);
+        }
+        if let Some(text) = self.sev_text {
+            put_field(buf, LOG_SEVERITY_TEXT, text.as_bytes());
+        }
+        if let Some(body) = body {
+            put_field(buf, LOG_BODY, body);
+        }
+        let attrs_at = buf.len();
+        if let Some(attrs) = attrs {
+            buf.extend_from_slice(attrs);
+        }
+        if let Some(raw) = &self.raw_time {
+            extra_attribute(buf, ATTR_RAW_TIME, |b| put_field(b, ANY_STRING, raw.as_bytes()));
+        }
+        if let Some(n) = self.sev_number {
+            extra_attribute(buf, ATTR_SEVERITY_NUMBER, |b| {
+                b.push(ANY_INT);
+                encode_varint(n as u64, b);
+            });
+        }
+        if let Some(id) = &self.trace {
+            put_field(buf, LOG_TRACE_ID, id);
+        }
+        if let Some(id) = &self.span {
+            put_field(buf, LOG_SPAN_ID, id);
+        }
+        attrs_at
     }
 }
 

@@ -199,6 +199,20 @@ pub(crate) static FAMILIES: &[Family] = &[
         "Records written to the dead-letter file.",
         dead_lettered
     ),
+    Family {
+        name: "forge_sidecar_privacy_values_changed_total",
+        kind: Kind::Counter(Num::Int),
+        help: "Values a privacy rule dropped, hashed, truncated or masked before export.",
+        unit: None,
+        labels: &["app", "source", "rule"],
+        read: |s, out| {
+            for m in s.registry.sources() {
+                for (rule, n) in lock(&m.privacy_changed).iter() {
+                    out(&[&m.app, &m.source, rule], Value::Int(*n));
+                }
+            }
+        },
+    },
     source_counter!("forge_sidecar_duplicate_log_records_total", "Records dropped as already delivered.", duplicates),
     Family {
         name: "forge_sidecar_in_flight_log_records",

@@ -94,6 +94,8 @@ pub struct SourceMetrics {
     pub source: String,
     pub app: String,
     pub(crate) api_requests: Mutex<BTreeMap<String, u64>>,
+    /// Values each privacy rule changed, by rule name.
+    pub(crate) privacy_changed: Mutex<BTreeMap<String, u64>>,
     /// Forge API call durations, observed by [`Self::api_call`].
     pub api_duration: Histogram,
     pub rate_limited: AtomicU64,
@@ -158,6 +160,7 @@ impl SourceMetrics {
             source: source.to_string(),
             app: app.to_string(),
             api_requests: Mutex::default(),
+            privacy_changed: Mutex::default(),
             api_duration: histogram(names::API_DURATION, DURATION_BUCKETS),
             rate_limited: AtomicU64::default(),
             pages: AtomicU64::default(),
@@ -205,6 +208,14 @@ impl SourceMetrics {
         calls.push_back(now_ms);
         while calls.front().is_some_and(|t| now_ms - t >= 60_000) {
             calls.pop_front();
+        }
+    }
+
+    /// A page's privacy counts: rule `names[i]` changed `counts[i]` values.
+    pub fn privacy_changed(&self, names: &[String], counts: &[u64]) {
+        let mut m = lock(&self.privacy_changed);
+        for (name, n) in names.iter().zip(counts) {
+            *m.entry(name.clone()).or_default() += n;
         }
     }
 

@@ -334,7 +334,10 @@ impl SourceTask {
         let t = Instant::now();
         let observed_ns = u64::try_from(self.host_now()).unwrap_or(0).saturating_mul(1_000_000);
         let result = match self.shared.client.fetch(&query, &mut self.buffers.body).await {
-            Ok(()) => self.buffers.decode(observed_ns).map_err(|e| ForgeError::Malformed(e.to_string())),
+            Ok(()) => self
+                .buffers
+                .decode_with(observed_ns, self.source.privacy.rules())
+                .map_err(|e| ForgeError::Malformed(e.to_string())),
             Err(e) => Err(e),
         };
         let call_ms = self.host_now();

@@ -69,6 +69,10 @@ pub struct Behaviour {
     /// hex characters, or a span id of 10 (0: none).
     #[arg(long, default_value_t = 0)]
     pub odd_ids_every: u64,
+    /// Every third record's body also carries an email address, a bearer
+    /// token and an Atlassian account id (what privacy rules mask).
+    #[arg(long)]
+    pub privacy_samples: bool,
 }
 
 /// Shown after `simulate --help`.
@@ -129,6 +133,16 @@ impl Behaviour {
         } else {
             IdShape::Normal
         }
+    }
+
+    /// What record `index` adds to its body under `privacy_samples`: text
+    /// that is personal data or a credential, unique per record.
+    pub fn privacy_sample(&self, index: u64) -> Option<String> {
+        (self.privacy_samples && index.is_multiple_of(3)).then(|| {
+            format!(
+                " user=jane.doe.{index}@example.com auth=\"Bearer sk{index:08x}Zq9\" account=557058:00000000-0000-4000-8000-{index:012x}"
+            )
+        })
     }
 
     /// The API's clock for the host's `host_ms`.

@@ -153,6 +153,11 @@ pub(super) fn build_page(
             continue;
         }
         let mut record = g.record(stream, &m);
+        if let Some(extra) = b.privacy_sample(i)
+            && let Some(text) = record.body.as_mut().and_then(|b| b.string_value.as_mut())
+        {
+            text.push_str(&extra);
+        }
         if let Some(text) = &p.message {
             let body = record.body.as_ref().and_then(|b| b.string_value.as_deref()).unwrap_or("");
             if !body.contains(text.as_str()) {

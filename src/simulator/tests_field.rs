@@ -367,6 +367,7 @@ fn command_line_flags() {
         "4",
         "--odd-ids-every",
         "7",
+        "--privacy-samples",
     ];
     let m = match cmd.try_get_matches_from(args) {
         Ok(m) => m,
@@ -389,6 +390,7 @@ fn command_line_flags() {
         cursor_ttl_ms: 60_000,
         short_trace_ids_every: 4,
         odd_ids_every: 7,
+        privacy_samples: true,
     };
     assert_eq!(b, want);
 }

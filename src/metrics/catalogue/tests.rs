@@ -60,3 +60,17 @@ fn recording_methods_feed_their_families() {
     assert_eq!(delay.cumulative[DELAY_BUCKETS.iter().position(|b| *b == 120.0).unwrap_or(0)], 1);
     assert_eq!(rows(&r, "forge_sidecar_records_found_late_total"), vec![(labels, Value::Int(3))]);
 }
+
+#[test]
+fn privacy_changes_add_up_by_rule() {
+    let r = Registry::default();
+    let m = r.source("prod", "app-1");
+    let names = ["drop:arguments".to_string(), "mask:email".to_string()];
+    m.privacy_changed(&names, &[2, 0]);
+    m.privacy_changed(&names, &[1, 4]);
+    let row = |rule: &str, n| (vec!["app-1".to_string(), "prod".to_string(), rule.to_string()], Value::Int(n));
+    assert_eq!(
+        rows(&r, "forge_sidecar_privacy_values_changed_total"),
+        vec![row("drop:arguments", 3), row("mask:email", 4)]
+    );
+}

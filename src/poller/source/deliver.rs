@@ -39,6 +39,9 @@ impl SourceTask {
         SourceMetrics::add(&m.out_of_window, f.outside);
         SourceMetrics::add(&m.bad_time, page.stats.bad_time);
         SourceMetrics::add(&m.bad_ids, page.stats.bad_ids);
+        if let Some(rules) = self.source.privacy.rules() {
+            m.privacy_changed(rules.names(), &page.privacy_changed);
+        }
         let out: Vec<Record<'_>> = f.deliver.iter().filter_map(|&i| records.get(i).copied()).collect();
         m.sites_seen(out.iter().filter_map(|r| Some((r.site()?, (r.time_unix_nano / 1_000_000) as i64))));
         health::arrivals(&m, w.pass, call_ms, out.iter().map(|r| r.time_unix_nano));

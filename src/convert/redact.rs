@@ -1,0 +1,264 @@
+//! The privacy rules ([`crate::privacy`]) applied to one record's body and
+//! attributes, as the walk wrote them.
+//!
+//! The walk first writes a record as the API sent it: its fingerprint is
+//! the hash of those bytes, so dedupe and checkpoints do not depend on the
+//! rules. This pass then reads the record's body (`AnyValue` content) and
+//! attributes (`LogRecord.attributes` fields) from the walk's scratch
+//! buffers, still hot in cache, and writes their redacted form; only a
+//! record that changed gets a second, redacted encoding. Attribute rules
+//! look at each key once; the mask pass reads strings only when masks are
+//! set. The attributes the finishing rules add (`forge.severity_number`,
+//! `forge.time_unix_nano.raw`) are the sidecar's and are not touched.
+
+use super::proto::*;
+use crate::privacy::{Action, Rules, text::truncate_utf8};
+
+/// One page's redaction state: the rules, the per-rule counters and the
+/// record's redacted parts.
+pub(super) struct Redaction<'r> {
+    rules: &'r Rules,
+    /// Values changed, per rule (indexed like [`Rules::names`]).
+    pub(super) counts: Vec<u64>,
+    pub(super) body: Vec<u8>,
+    pub(super) attrs: Vec<u8>,
+    tmp: String,
+    truncated: bool,
+}
+
+/// One field of a message written by this crate (single-byte tags).
+struct Field<'a> {
+    tag: u8,
+    whole: &'a [u8],
+    /// The content of a length-delimited field; empty otherwise.
+    content: &'a [u8],
+}
+
+/// The fields of a message. Stops at the first malformed field: the walk
+/// wrote these bytes, so that does not happen, and what follows is then
+/// left out rather than sent unredacted.
+fn fields(buf: &[u8]) -> impl Iterator<Item = Field<'_>> {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let start = i;
+        let tag = *buf.get(i)?;
+        i += 1;
+        let mut len = 0usize;
+        match tag & 7 {
+            0 => loop {
+                let b = *buf.get(i)?;
+                i += 1;
+                if b < 0x80 {
+                    break;
+                }
+            },
+            1 => i += 8,
+            5 => i += 4,
+            2 => {
+                let mut shift = 0;
+                loop {
+                    let b = *buf.get(i)?;
+                    i += 1;
+                    len |= usize::from(b & 0x7f).checked_shl(shift)?;
+                    if b < 0x80 {
+                        break;
+                    }
+                    shift += 7;
+                    if shift > 28 {
+                        return None;
+                    }
+                }
+                i = i.checked_add(len)?;
+            }
+            _ => return None,
+        }
+        let whole = buf.get(start..i)?;
+        let content = if tag & 7 == 2 { whole.get(whole.len() - len..)? } else { &[] };
+        Some(Field { tag, whole, content })
+    })
+}
+
+/// The text of `AnyValue` content that is one string field.
+fn plain_string(content: &[u8]) -> Option<&str> {
+    let mut it = fields(content);
+    match (it.next(), it.next()) {
+        (Some(f), None) if f.tag == ANY_STRING => std::str::from_utf8(f.content).ok(),
+        _ => None,
+    }
+}
+
+impl<'r> Redaction<'r> {
+    pub(super) fn new(rules: &'r Rules) -> Self {
+        Self {
+            rules,
+            counts: vec![0; rules.names().len()],
+            body: Vec::new(),
+            attrs: Vec::new(),
+            tmp: String::new(),
+            truncated: false,
+        }
+    }
+
+    /// Redacts a record's parts into `self.body` and `self.attrs`;
+    /// whether each changed (an unchanged part is not written).
+    pub(super) fn record(&mut self, body: Option<&[u8]>, attrs: Option<&[u8]>) -> (bool, bool) {
+        let mut out = std::mem::take(&mut self.body);
+        out.clear();
+        let body_changed = match body {
+            Some(b) if self.rules.masks() => self.any(b, &mut out, None),
+            _ => false,
+        };
+        self.body = out;
+        let mut out = std::mem::take(&mut self.attrs);
+        out.clear();
+        let attrs_changed = attrs.is_some_and(|a| self.attributes(a, &mut out));
+        self.attrs = out;
+        (body_changed, attrs_changed)
+    }
+
+    fn count(&mut self, rule: Option<usize>) {
+        if let Some(c) = rule.and_then(|r| self.counts.get_mut(r)) {
+            *c += 1;
+        }
+    }
+
+    /// `LogRecord.attributes` fields, each decided by its key.
+    fn attributes(&mut self, src: &[u8], out: &mut Vec<u8>) -> bool {
+        let mut changed = false;
+        for f in fields(src) {
+            let (mut key, mut value) = (None, None);
+            for kv in fields(f.content) {
+                match kv.tag {
+                    KV_KEY if key.is_none() => key = Some(kv),
+                    KV_VALUE if value.is_none() => value = Some(kv),
+                    _ => {}
+                }
+            }
+            let d = self.rules.decide(key.as_ref().map_or(&[][..], |k| k.content));
+            let key_bytes = key.as_ref().map_or(&[][..], |k| k.whole);
+            match (d.action, value) {
+                (Action::Drop, _) => {
+                    self.count(d.rule);
+                    changed = true;
+                }
+                (Action::Hash, Some(v)) => {
+                    // A string is hashed as its text, anything else as its encoding.
+                    let mut inner = fields(v.content);
+                    let input = match (inner.next(), inner.next()) {
+                        (Some(s), None) if s.tag == ANY_STRING => s.content,
+                        _ => v.content,
+                    };
+                    let at = open_field(out, LOG_ATTRIBUTE);
+                    out.extend_from_slice(key_bytes);
+                    let va = open_field(out, KV_VALUE);
+                    let sa = open_field(out, ANY_STRING);
+                    self.rules.hash_into(input, out);
+                    close_field(out, sa);
+                    close_field(out, va);
+                    close_field(out, at);
+                    self.count(d.rule);
+                    changed = true;
+                }
+                (Action::Keep | Action::Truncate(_), Some(v))
+                    if self.rules.masks() || matches!(d.action, Action::Truncate(_)) =>
+                {
+                    let limit = match d.action {
+                        Action::Truncate(n) => Some(n),
+                        _ => None,
+                    };
+                    // The common case, one string short of any limit, without
+                    // the general rewrite (and copied as it is when unmasked).
+                    if let Some(text) = plain_string(v.content)
+                        && limit.is_none_or(|n| text.len() <= n)
+                    {
+                        let mut tmp = std::mem::take(&mut self.tmp);
+                        if self.rules.mask(text, &mut tmp, &mut self.counts) {
+                            let at = open_field(out, LOG_ATTRIBUTE);
+                            out.extend_from_slice(key_bytes);
+                            let va = open_field(out, KV_VALUE);
+                            put_field(out, ANY_STRING, tmp.as_bytes());
+                            close_field(out, va);
+                            close_field(out, at);
+                            changed = true;
+                        } else {
+                            out.extend_from_slice(f.whole);
+                        }
+                        self.tmp = tmp;
+                        continue;
+                    }
+                    let at = open_field(out, LOG_ATTRIBUTE);
+                    out.extend_from_slice(key_bytes);
+                    let va = open_field(out, KV_VALUE);
+                    self.truncated = false;
+                    changed |= self.any(v.content, out, limit);
+                    close_field(out, va);
+                    close_field(out, at);
+                    if self.truncated {
+                        self.count(d.rule);
+                    }
+                }
+                _ => out.extend_from_slice(f.whole),
+            }
+        }
+        changed
+    }
+
+    /// `AnyValue` content with every string masked (and cut to `limit`
+    /// bytes); whether anything changed.
+    fn any(&mut self, src: &[u8], out: &mut Vec<u8>, limit: Option<usize>) -> bool {
+        let mut changed = false;
+        for f in fields(src) {
+            match f.tag {
+                ANY_STRING => {
+                    let Ok(s) = std::str::from_utf8(f.content) else {
+                        out.extend_from_slice(f.whole);
+                        continue;
+                    };
+                    let mut tmp = std::mem::take(&mut self.tmp);
+                    let masked = self.rules.masks() && self.rules.mask(s, &mut tmp, &mut self.counts);
+                    let text = if masked { tmp.as_str() } else { s };
+                    let cut = limit.map_or(text, |n| truncate_utf8(text, n));
+                    if cut.len() < text.len() {
+                        self.truncated = true;
+                    }
+                    changed |= masked || cut.len() < text.len();
+                    put_field(out, ANY_STRING, cut.as_bytes());
+                    self.tmp = tmp;
+                }
+                ANY_ARRAY => changed |= self.list(f.content, out, ANY_ARRAY, limit, false),
+                ANY_KVLIST => changed |= self.list(f.content, out, ANY_KVLIST, limit, true),
+                _ => out.extend_from_slice(f.whole),
+            }
+        }
+        changed
+    }
+
+    /// An `ArrayValue` (`kv` false) or `KeyValueList` (`kv` true) as field `tag`.
+    fn list(&mut self, src: &[u8], out: &mut Vec<u8>, tag: u8, limit: Option<usize>, kv: bool) -> bool {
+        let mut changed = false;
+        let at = open_field(out, tag);
+        for e in fields(src) {
+            if e.tag != LIST_VALUE {
+                out.extend_from_slice(e.whole);
+                continue;
+            }
+            let ea = open_field(out, LIST_VALUE);
+            if kv {
+                for f in fields(e.content) {
+                    if f.tag == KV_VALUE {
+                        let va = open_field(out, KV_VALUE);
+                        changed |= self.any(f.content, out, limit);
+                        close_field(out, va);
+                    } else {
+                        out.extend_from_slice(f.whole);
+                    }
+                }
+            } else {
+                changed |= self.any(e.content, out, limit);
+            }
+            close_field(out, ea);
+        }
+        close_field(out, at);
+        changed
+    }
+}

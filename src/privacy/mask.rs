@@ -1,0 +1,295 @@
+//! Mask patterns: regular expressions whose matches in a string are
+//! replaced by a fixed marker, with ready-made named ones.
+//!
+//! Masking runs the patterns in order and again until nothing matches
+//! (bounded), so the output holds no match of any pattern and masking it
+//! again changes nothing (a property test holds this). Named patterns use
+//! ASCII classes and ASCII word boundaries: the faster automata apply, and
+//! what they look for is ASCII anyway.
+
+use std::borrow::Cow;
+
+use regex::{Captures, NoExpand, Regex, RegexBuilder};
+
+use super::MaskSpec;
+
+/// The named patterns: (name, regex, whether a match must pass the Luhn check).
+pub const NAMED: &[(&str, &str, bool)] = &[
+    ("email", r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}", false),
+    // Atlassian account ids: `557058:` + a UUID, or the older 24 hex digits.
+    (
+        "account_id",
+        r"(?-u:\b)(?:[0-9]{6}:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}|[0-9a-f]{24})(?-u:\b)",
+        false,
+    ),
+    // Authorization header values, JSON web tokens and Atlassian API tokens.
+    (
+        "token",
+        r"(?-u:\b)(?:(?i-u:bearer|basic)[ \t]+[A-Za-z0-9._~+/=-]+|eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*|ATATT[A-Za-z0-9_=-]{16,})",
+        false,
+    ),
+    (
+        "ipv4",
+        r"(?-u:\b)(?:(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(?-u:\b)",
+        false,
+    ),
+    // Full form, or compressed with `::` and a group on at least one side
+    // (a bare `::`, as in `ari:cloud:jira::site/...`, is not an address).
+    (
+        "ipv6",
+        r"(?i-u:\b(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b|(?:\b[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,6})?::[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,6}\b|\b[0-9a-f]{1,4}(?::[0-9a-f]{1,4}){0,6}::)",
+        false,
+    ),
+    // 13 to 19 digits, spaces or dashes between, that pass the Luhn check.
+    ("credit_card", r"(?-u:\b)[0-9](?:[ -]?[0-9]){12,18}(?-u:\b)", true),
+];
+
+/// Cap on a user's compiled pattern: a config must not cost the process its memory.
+const MAX_PATTERN_BYTES: usize = 1 << 20;
+/// Passes over one string before giving up on a fixed point (a pattern
+/// that matches its own marker would otherwise loop).
+const MAX_PASSES: usize = 4;
+
+/// One compiled pattern.
+#[derive(Debug, Clone)]
+pub struct Pattern {
+    re: Regex,
+    luhn: bool,
+    /// For a named pattern: a byte test every match passes. Most strings
+    /// fail it, and it costs less than a regex call on a short string.
+    hint: Option<fn(&[u8]) -> bool>,
+}
+
+/// What every match of a named pattern holds, by the pattern's name.
+fn hint(name: &str) -> Option<fn(&[u8]) -> bool> {
+    match name {
+        "email" => Some(|b| b.contains(&b'@')),
+        "token" => Some(token_hint),
+        "ipv4" => Some(|b| b.contains(&b'.')),
+        "ipv6" => Some(|b| b.windows(2).any(|w| w == b"::") || b.iter().filter(|&&c| c == b':').count() >= 7),
+        _ => None,
+    }
+}
+
+/// `bearer` or `basic` in any case, `eyJ` or `ATATT`: candidates found by
+/// a vectorised byte search, then checked (no substring searcher: building
+/// one costs more than a short string's whole scan).
+fn token_hint(b: &[u8]) -> bool {
+    let at = |i: usize, lit: &[u8]| b.get(i..i + lit.len()).is_some_and(|w| w.eq_ignore_ascii_case(lit));
+    memchr::memchr3_iter(b'b', b'B', b'J', b).any(|i| match b.get(i) {
+        Some(b'J') => i >= 2 && b.get(i - 2..i) == Some(b"ey"),
+        _ => at(i, b"bearer") || at(i, b"basic"),
+    }) || memchr::memchr_iter(b'A', b).any(|i| b.get(i..i + 5) == Some(b"ATATT"))
+}
+
+impl Pattern {
+    /// Compiles a named or custom pattern; the error says why it is refused.
+    pub fn compile(spec: &MaskSpec) -> Result<Self, String> {
+        let (text, luhn) = match spec {
+            MaskSpec::Named(name) => match NAMED.iter().find(|(n, _, _)| n == name) {
+                Some((_, re, luhn)) => (*re, *luhn),
+                None => {
+                    let known: Vec<&str> = NAMED.iter().map(|(n, _, _)| *n).collect();
+                    return Err(format!("unknown pattern `{name}`; named ones are {}", known.join(", ")));
+                }
+            },
+            MaskSpec::Custom { name, pattern } => {
+                if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+                    return Err("name: letters, digits, `_`, `.` and `-` only".into());
+                }
+                (pattern.as_str(), false)
+            }
+        };
+        let re = RegexBuilder::new(text)
+            .size_limit(MAX_PATTERN_BYTES)
+            .build()
+            .map_err(|e| format!("invalid regex: {}", one_line(&e.to_string())))?;
+        if re.is_match("") {
+            return Err("the pattern matches the empty string".into());
+        }
+        let hint = match spec {
+            MaskSpec::Named(name) => hint(name),
+            MaskSpec::Custom { .. } => None,
+        };
+        Ok(Self { re, luhn, hint })
+    }
+
+    pub fn matches(&self, s: &str) -> bool {
+        self.re.is_match(s)
+    }
+
+    /// `s` with this pattern's matches replaced by `marker`, when any was.
+    fn replace(&self, s: &str, marker: &str) -> Option<String> {
+        if self.hint.is_some_and(|h| !h(s.as_bytes())) {
+            return None;
+        }
+        let out = if self.luhn {
+            self.re.replace_all(s, |c: &Captures<'_>| {
+                let m = c.get(0).map_or("", |m| m.as_str());
+                if luhn(m) { marker.to_string() } else { m.to_string() }
+            })
+        } else {
+            self.re.replace_all(s, NoExpand(marker))
+        };
+        match out {
+            Cow::Owned(o) if o != s => Some(o),
+            _ => None,
+        }
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The Luhn checksum over the digits of `s`.
+fn luhn(s: &str) -> bool {
+    let mut sum = 0u32;
+    for (i, d) in s.bytes().rev().filter(u8::is_ascii_digit).map(|b| u32::from(b - b'0')).enumerate() {
+        sum += if i % 2 == 1 { [0, 2, 4, 6, 8, 1, 3, 5, 7, 9][d as usize] } else { d };
+    }
+    sum.is_multiple_of(10)
+}
+
+/// The patterns of a source, each with its counter index, and the marker.
+#[derive(Debug, Clone)]
+pub struct Masker {
+    patterns: Vec<(Pattern, usize)>,
+    marker: String,
+}
+
+impl Masker {
+    pub fn new(patterns: Vec<(Pattern, usize)>, marker: String) -> Self {
+        Self { patterns, marker }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// Writes `s` masked into `out` (cleared first) when any pattern
+    /// matched; whether one did. `counts[i]` counts the strings pattern
+    /// `i` changed.
+    pub fn mask(&self, s: &str, out: &mut String, counts: &mut [u64]) -> bool {
+        let mut cur = Cow::Borrowed(s);
+        let mut changed = Vec::new();
+        for _ in 0..MAX_PASSES {
+            let mut again = false;
+            for (n, (p, counter)) in self.patterns.iter().enumerate() {
+                if let Some(next) = p.replace(&cur, &self.marker) {
+                    cur = Cow::Owned(next);
+                    again = true;
+                    if changed.is_empty() {
+                        changed = vec![false; self.patterns.len()];
+                    }
+                    if let Some(seen) = changed.get_mut(n).filter(|seen| !**seen) {
+                        *seen = true;
+                        if let Some(c) = counts.get_mut(*counter) {
+                            *c += 1;
+                        }
+                    }
+                }
+            }
+            if !again {
+                break;
+            }
+        }
+        if changed.is_empty() {
+            return false;
+        }
+        out.clear();
+        out.push_str(&cur);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masker(names: &[&str]) -> Masker {
+        let patterns = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (Pattern::compile(&MaskSpec::Named(n.to_string())).unwrap_or_else(|e| panic!("{e}")), i))
+            .collect();
+        Masker::new(patterns, "[redacted]".into())
+    }
+
+    fn masked(m: &Masker, s: &str) -> String {
+        let mut out = String::new();
+        let mut counts = vec![0; 8];
+        if m.mask(s, &mut out, &mut counts) { out } else { s.to_string() }
+    }
+
+    #[test]
+    fn named_patterns_find_what_they_name() {
+        let all = masker(&["email", "account_id", "token", "ipv4", "ipv6", "credit_card"]);
+        let cases = [
+            ("mail jane.doe+x@example.co.uk now", "mail [redacted] now"),
+            ("user 557058:0a1b2c3d-1111-2222-3333-444455556666 did", "user [redacted] did"),
+            ("old 5b10ac8d82e05b22cc7d4ef5 id", "old [redacted] id"),
+            ("Authorization: Bearer abc.DEF-123_x", "Authorization: [redacted]"),
+            ("basic dXNlcjpwYXNz==", "[redacted]"),
+            ("jwt eyJhbGciOi.eyJzdWIiOi.sig-_x", "jwt [redacted]"),
+            ("from 192.168.10.254:8080", "from [redacted]:8080"),
+            ("v6 fe80::1 and 2001:db8:0:0:0:0:2:1", "v6 [redacted] and [redacted]"),
+            ("card 4111 1111 1111 1111 ok", "card [redacted] ok"),
+            // Not a card: the Luhn check fails.
+            ("n 4111 1111 1111 1112", "n 4111 1111 1111 1112"),
+            // A site id keeps its `::`.
+            ("ari:cloud:jira::site/abc-123", "ari:cloud:jira::site/abc-123"),
+            ("version 1.203.0 at 12:30:45", "version 1.203.0 at 12:30:45"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(masked(&all, input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn hints_pass_every_match() {
+        for (name, _, _) in NAMED {
+            let p = Pattern::compile(&MaskSpec::Named(name.to_string())).unwrap_or_else(|e| panic!("{e}"));
+            let Some(h) = p.hint else { continue };
+            for s in [
+                "a@b.cc",
+                "BEARER x1",
+                "Basic eA==",
+                "eyJa1b2.eyJc3d4.x",
+                "ATATT3xFfGF0abcdefghijklmn",
+                "10.0.0.1",
+                "fe80::1",
+                "1:2:3:4:5:6:7:8",
+            ] {
+                if p.re.is_match(s) {
+                    assert!(h(s.as_bytes()), "{name}: {s}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn counts_each_string_once_per_pattern() {
+        let m = masker(&["email", "token"]);
+        let mut out = String::new();
+        let mut counts = vec![0; 2];
+        assert!(m.mask("a@b.cc c@d.ee Bearer x", &mut out, &mut counts));
+        assert_eq!(counts, [1, 1]);
+        assert!(!m.mask("nothing here", &mut out, &mut counts));
+        assert_eq!(counts, [1, 1]);
+    }
+
+    #[test]
+    fn refuses_bad_patterns() {
+        let bad = [
+            MaskSpec::Named("phone".into()),
+            MaskSpec::Custom { name: "x".into(), pattern: "(".into() },
+            MaskSpec::Custom { name: "x".into(), pattern: "a*".into() },
+            MaskSpec::Custom { name: "bad name".into(), pattern: "a".into() },
+        ];
+        for spec in bad {
+            assert!(Pattern::compile(&spec).is_err(), "{spec:?}");
+        }
+        assert!(Pattern::compile(&MaskSpec::Custom { name: "order".into(), pattern: "ORD-[0-9]+".into() }).is_ok());
+    }
+}
