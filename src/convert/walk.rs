@@ -9,9 +9,12 @@ use prost::encoding::encode_varint;
 use super::json::{Parser, WireError};
 use super::page::{Item, Records};
 use super::proto::*;
+mod finish;
+
 use super::redact::Redaction;
-use super::{ATTR_RAW_TIME, ATTR_SEVERITY_NUMBER, ConvertStats, hex_into, severity, trace_id_into};
+use super::{ConvertStats, hex_into, severity, trace_id_into};
 use crate::forge::model::Num;
+use finish::Finish;
 
 /// The attribute whose string value names the record's site.
 const SITE_KEY: &str = "installationContext";
@@ -349,69 +352,6 @@ impl<'a> Parser<'a> {
         close_field(out, at);
         Ok(())
     }
-}
-
-/// A record's fields after the finishing rules, written once as the API
-/// sent the record and once more, redacted, when privacy rules changed it.
-struct Finish<'t> {
-    time_unix_nano: u64,
-    level: i32,
-    sev_text: Option<&'t str>,
-    raw_time: Option<String>,
-    sev_number: Option<i64>,
-    trace: Option<[u8; 16]>,
-    span: Option<[u8; 8]>,
-}
-
-impl Finish<'_> {
-    /// Writes the record's content (all but the observed time) in prost's
-    /// field order; where its attributes start.
-    fn write(&self, buf: &mut Vec<u8>, body: Option<&[u8]>, attrs: Option<&[u8]>) -> usize {
-        if self.time_unix_nano != 0 {
-            buf.push(LOG_TIME);
-            buf.extend_from_slice(&self.time_unix_nano.to_le_bytes());
-        }
-        if self.level != 0 {
-            buf.push(LOG_SEVERITY_NUMBER);
-            encode_varint(i64::from(self.level) as u64, buf);
-        }
-        if let Some(text) = self.sev_text {
-            put_field(buf, LOG_SEVERITY_TEXT, text.as_bytes());
-        }
-        if let Some(body) = body {
-            put_field(buf, LOG_BODY, body);
-        }
-        let attrs_at = buf.len();
-        if let Some(attrs) = attrs {
-            buf.extend_from_slice(attrs);
-        }
-        if let Some(raw) = &self.raw_time {
-            extra_attribute(buf, ATTR_RAW_TIME, |b| put_field(b, ANY_STRING, raw.as_bytes()));
-        }
-        if let Some(n) = self.sev_number {
-            extra_attribute(buf, ATTR_SEVERITY_NUMBER, |b| {
-                b.push(ANY_INT);
-                encode_varint(n as u64, b);
-            });
-        }
-        if let Some(id) = &self.trace {
-            put_field(buf, LOG_TRACE_ID, id);
-        }
-        if let Some(id) = &self.span {
-            put_field(buf, LOG_SPAN_ID, id);
-        }
-        attrs_at
-    }
-}
-
-/// An attribute the finishing rules add: a `LogRecord.attributes` field.
-fn extra_attribute(out: &mut Vec<u8>, key: &str, value: impl FnOnce(&mut Vec<u8>)) {
-    let at = open_field(out, LOG_ATTRIBUTE);
-    put_field(out, KV_KEY, key.as_bytes());
-    let v = open_field(out, KV_VALUE);
-    value(out);
-    close_field(out, v);
-    close_field(out, at);
 }
 
 /// Within `KeyValue` content written here (`start..end` of `buf`): the
