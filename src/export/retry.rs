@@ -90,8 +90,8 @@ pub fn grpc_retry_info(details: &[u8]) -> Option<Duration> {
     Some(Duration::new(u64::try_from(d.seconds).ok()?, nanos).min(MAX_SERVER_DELAY))
 }
 
-#[cfg(any(test, feature = "testkit"))]
 /// Status details carrying RetryInfo, for test servers.
+#[cfg(any(test, feature = "testkit"))]
 pub(crate) fn grpc_retry_details(code: Code, delay: Duration) -> Vec<u8> {
     use prost::Message;
     let info = rpc::RetryInfo {

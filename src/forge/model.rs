@@ -102,14 +102,14 @@ impl NumOrStr {
     pub fn as_u64(&self) -> Option<u64> {
         self.as_num().as_u64()
     }
-    #[cfg(any(test, feature = "testkit"))]
 
+    #[cfg(any(test, feature = "testkit"))]
     pub(crate) fn as_f64(&self) -> Option<f64> {
         self.as_num().as_f64()
     }
 
-    #[cfg(any(test, feature = "testkit"))]
     /// The value as written, for attributes that keep a raw value.
+    #[cfg(any(test, feature = "testkit"))]
     pub(crate) fn raw(&self) -> String {
         self.as_num().raw()
     }
