@@ -10,27 +10,22 @@ use common::*;
 use harness::*;
 
 fn config(sim_url: &str, protocol: &str, endpoint: &str, state: &std::path::Path, port: u16) -> String {
-    format!(
-        r#"
-forge:
-  base_url: {sim_url}
-  email: demo@example.com
-  api_token: ${{env:FORGE_API_TOKEN}}
-  rate_period: 3s
-sources:
-  - app_id: demo-app
-    environment_id: production
-    name: prod
-    service_name: checkout-app
-    resource_attributes: {{deployment.environment.name: e2e}}
-poll: {{interval: 500ms, settle_delay: 500ms, late_arrival: 4s, initial_lookback: 30m, backoff_initial: 50ms, backoff_max: 500ms}}
-exporter: {{protocol: {protocol}, endpoint: "{endpoint}", compression: gzip}}
-state: {{dir: {state}}}
-server: {{listen: "127.0.0.1:{port}"}}
-log: {{format: json}}
-"#,
-        state = state.display()
-    )
+    SidecarYaml {
+        base_url: sim_url.to_string(),
+        email: "demo@example.com",
+        token_line: "api_token: ${env:FORGE_API_TOKEN}",
+        request_timeout: "30s",
+        initial_lookback: "30m",
+        source_extra: "    service_name: checkout-app\n    resource_attributes: {deployment.environment.name: e2e}",
+        poll_extra: "",
+        protocol,
+        endpoint: endpoint.to_string(),
+        exporter_extra: "  compression: gzip",
+        state,
+        listen: format!("127.0.0.1:{port}"),
+        extra: "log: {format: json}",
+    }
+    .render()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

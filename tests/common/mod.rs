@@ -41,46 +41,95 @@ pub fn fast_sim() -> SimConfig {
     }
 }
 
-/// Sidecar config text for `sim` → `rx` (gRPC), compressed time; `extra`
-/// is appended under the top level (use full sections).
-pub fn sidecar_yaml(sim: &SimHandle, rx: &Receiver, state: &Path, poll_extra: &str) -> String {
-    format!(
-        r#"
-forge:
+/// The tests' one sidecar config template: compressed time (poll and
+/// settle 500 ms, late_arrival 4 s, the budget 30 calls per 3 s, backoff
+/// 50 ms to 500 ms). Callers fill in where the API and the collector are,
+/// and add lines under `poll:`, the source, `exporter:` or the top level.
+pub struct SidecarYaml<'a> {
+    pub base_url: String,
+    pub email: &'a str,
+    pub token_line: &'a str,
+    pub request_timeout: &'a str,
+    pub initial_lookback: &'a str,
+    pub source_extra: &'a str,
+    pub poll_extra: &'a str,
+    pub protocol: &'a str,
+    pub endpoint: String,
+    pub exporter_extra: &'a str,
+    pub state: &'a Path,
+    pub listen: String,
+    pub extra: &'a str,
+}
+
+impl SidecarYaml<'_> {
+    pub fn render(&self) -> String {
+        format!(
+            r#"forge:
   base_url: {base}
-  email: demo@example.com
-  api_token: demo-token
-  request_timeout: 5s
+  email: {email}
+  {token_line}
+  request_timeout: {timeout}
   requests_per_minute: 30
   rate_period: 3s
 sources:
   - app_id: demo-app
     environment_id: production
     name: prod
+{source_extra}
 poll:
   interval: 500ms
   settle_delay: 500ms
   late_arrival: 4s
-  initial_lookback: 2h
+  initial_lookback: {lookback}
   backoff_initial: 50ms
   backoff_max: 500ms
   config_error_retry: 1s
 {poll_extra}
 exporter:
-  protocol: grpc
-  endpoint: {grpc}
-  retry:
-    initial_backoff: 50ms
-    max_backoff: 500ms
+  protocol: {protocol}
+  endpoint: {endpoint}
+  retry: {{initial_backoff: 50ms, max_backoff: 500ms}}
+{exporter_extra}
 state:
   dir: {state}
 server:
-  listen: 127.0.0.1:0
-"#,
-        base = sim.base_url(),
-        grpc = rx.grpc_endpoint(),
-        state = state.display(),
-    )
+  listen: {listen}
+{extra}"#,
+            base = self.base_url,
+            email = self.email,
+            token_line = self.token_line,
+            timeout = self.request_timeout,
+            source_extra = self.source_extra,
+            lookback = self.initial_lookback,
+            poll_extra = self.poll_extra,
+            protocol = self.protocol,
+            endpoint = self.endpoint,
+            exporter_extra = self.exporter_extra,
+            state = self.state.display(),
+            listen = self.listen,
+            extra = self.extra,
+        )
+    }
+}
+
+/// Sidecar config text for `sim` → `rx` (gRPC); `poll_extra` lines go under `poll:`.
+pub fn sidecar_yaml(sim: &SimHandle, rx: &Receiver, state: &Path, poll_extra: &str) -> String {
+    SidecarYaml {
+        base_url: sim.base_url(),
+        email: "demo@example.com",
+        token_line: "api_token: demo-token",
+        request_timeout: "5s",
+        initial_lookback: "2h",
+        source_extra: "",
+        poll_extra,
+        protocol: "grpc",
+        endpoint: rx.grpc_endpoint(),
+        exporter_extra: "",
+        state,
+        listen: "127.0.0.1:0".into(),
+        extra: "",
+    }
+    .render()
 }
 
 pub fn config(text: &str) -> Config {

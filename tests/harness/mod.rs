@@ -283,45 +283,27 @@ impl World {
         }
     }
 
-    /// The sidecar's config; `poll` lines go under `poll:`, `extra` is appended at the top level.
+    /// The sidecar's config ([`super::common::SidecarYaml`]); `poll` lines go
+    /// under `poll:`, `exporter` under `exporter:`, `extra` at the top level.
     pub fn config(&self, token_line: &str, poll: &str, exporter: &str, extra: &str) -> String {
-        format!(
-            r#"forge:
-  base_url: {base}
-  email: {EMAIL}
-  {token_line}
-  request_timeout: 2s
-  requests_per_minute: 30
-  rate_period: 3s
-sources:
-  - app_id: demo-app
-    environment_id: production
-    name: prod
-poll:
-  interval: 500ms
-  settle_delay: 500ms
-  late_arrival: 4s
-  initial_lookback: 30m
-  backoff_initial: 50ms
-  backoff_max: 500ms
-  config_error_retry: 1s
-{poll}
-exporter:
-  protocol: grpc
-  endpoint: {endpoint}
-  timeout: 2s
-  retry: {{initial_backoff: 50ms, max_backoff: 500ms}}
-{exporter}
-state:
-  dir: {state}
-server:
-  listen: 127.0.0.1:{port}
-{extra}"#,
-            base = self.sim.base_url(),
-            endpoint = self.endpoint(),
-            state = self.dir.path().join("state").display(),
-            port = self.port,
-        )
+        let state = self.dir.path().join("state");
+        let exporter_extra = format!("  timeout: 2s\n{exporter}");
+        super::common::SidecarYaml {
+            base_url: self.sim.base_url(),
+            email: EMAIL,
+            token_line,
+            request_timeout: "2s",
+            initial_lookback: "30m",
+            source_extra: "",
+            poll_extra: poll,
+            protocol: "grpc",
+            endpoint: self.endpoint(),
+            exporter_extra: &exporter_extra,
+            state: &state,
+            listen: format!("127.0.0.1:{}", self.port),
+            extra,
+        }
+        .render()
     }
 
     pub fn default_config(&self) -> String {
