@@ -156,6 +156,9 @@ struct Call {
 }
 
 pub(super) async fn graphql(State(st): State<Arc<SimState>>, headers: HeaderMap, body: Bytes) -> Response {
+    // Taken on arrival, where the rate limit counts the call: building a
+    // long window's answer must not move it later.
+    let at_ms = system_millis(SystemTime::now());
     let mut call = Call::default();
     let response = answer(&st, &headers, &body, &mut call);
     let mut log = lock(&st.metrics.log);
@@ -163,7 +166,7 @@ pub(super) async fn graphql(State(st): State<Arc<SimState>>, headers: HeaderMap,
         log.pop_front();
     }
     log.push_back(MetricsRequest {
-        at_ms: system_millis(SystemTime::now()),
+        at_ms,
         email: call.email,
         app: call.app,
         environments: call.environments,

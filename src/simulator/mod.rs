@@ -194,12 +194,11 @@ impl SimState {
         }
     }
 
-    fn record_request(&self, app: &str, environment: &str, status: u16) {
+    fn record_request(&self, at_ms: i64, app: &str, environment: &str, status: u16) {
         let mut log = lock(&self.log);
         if log.len() >= REQUEST_LOG_CAP {
             log.pop_front();
         }
-        let at_ms = system_millis(SystemTime::now());
         log.push_back(RequestRecord { at_ms, app: app.to_string(), environment: environment.to_string(), status });
     }
 

@@ -21,6 +21,11 @@ pub async fn sim(cfg: SimConfig) -> SimHandle {
     simulator::start(cfg, addr0()).await.unwrap_or_else(|e| panic!("simulator: {e}"))
 }
 
+/// [`sim`] with the App metrics endpoint's own settings.
+pub async fn sim_with_metrics(cfg: SimConfig, metrics: simulator::MetricsSimConfig) -> SimHandle {
+    simulator::start_with_metrics(cfg, metrics, addr0()).await.unwrap_or_else(|e| panic!("simulator: {e}"))
+}
+
 pub async fn receiver() -> Receiver {
     Receiver::start().await.unwrap_or_else(|e| panic!("receiver: {e}"))
 }

@@ -260,10 +260,8 @@ impl World {
     ) -> Option<World> {
         let rotel = if via_rotel { Some(require_rotel()?) } else { None };
         let sim = forge_otel_sidecar::simulator::SimConfig { email: EMAIL.into(), token: TOKEN.into(), ..sim };
-        let sim = forge_otel_sidecar::simulator::start_with_metrics(sim, metrics, ([127, 0, 0, 1], 0).into())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let rx = Receiver::start().await.unwrap_or_else(|e| panic!("{e}"));
+        let sim = super::common::sim_with_metrics(sim, metrics).await;
+        let rx = super::common::receiver().await;
         let collector = rotel.as_ref().map(|r| Collector::start(r, Some(&rx)));
         Some(World {
             sim,
