@@ -247,3 +247,109 @@ async fn r4_a_second_instance_on_the_same_sources_is_refused() {
     .check();
     first.proc.terminate(Duration::from_secs(10));
 }
+
+/// Files in the state directory that something set aside.
+fn set_aside(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains("corrupt") || n.contains("orphan"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Starts the sidecar on a checkpoint it must refuse, and tells whether it
+/// waited (nothing delivered, not ready, the reason logged) and left the
+/// file as it was.
+async fn refused(w: &World, cfg: &str, path: &std::path::Path, bytes: &[u8], expect: &str) -> (bool, String) {
+    std::fs::write(path, bytes).unwrap();
+    let before = w.rx.record_count();
+    let mut s = w.start(cfg, &[]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (ready, _) = s.get("/readyz").await;
+    let (_, status) = s.get("/status").await;
+    let quiet = w.rx.record_count() == before;
+    let logged = s.proc.text().contains(expect);
+    s.proc.terminate(Duration::from_secs(10));
+    let untouched = std::fs::read(path).unwrap_or_default() == bytes;
+    let reported = status.contains(expect);
+    let ok = ready == 503 && quiet && logged && untouched && reported;
+    (
+        ok,
+        format!(
+            "readiness {ready}, nothing delivered {quiet}, logged {logged}, on /status {reported}, file untouched {untouched}"
+        ),
+    )
+}
+
+/// C6: a checkpoint that cannot be read for a while (a directory at its
+/// path: every read fails, as with EIO), one written by a newer version,
+/// one with a field this version does not know, then changed filters. The
+/// source waits and says why, nothing is moved aside or overwritten, it
+/// resumes where it was, and changed filters keep the watermark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c6_checkpoint_unreadable_newer_or_refiltered() {
+    let Some(w) = World::new(sim(1500), true).await else { return };
+    let store = forge_otel_sidecar::checkpoint::Store::new(&w.state_dir());
+    let path = store.path("prod");
+    let cfg = w.default_config();
+    let mut s = w.start(&cfg, &[]);
+    w.wait_all(Duration::from_secs(60)).await;
+    s.proc.terminate(Duration::from_secs(10));
+
+    // Unreadable for a while.
+    let held = path.with_extension("held");
+    std::fs::rename(&path, &held).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    let before = w.rx.record_count();
+    let mut s = w.start(&cfg, &[]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (ready, _) = s.get("/readyz").await;
+    let waited = w.rx.record_count() == before && ready == 503 && s.proc.is_running();
+    std::fs::remove_dir(&path).unwrap();
+    std::fs::rename(&held, &path).unwrap();
+    let healed = Instant::now();
+    while w.rx.record_count() == before && healed.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let recovery = healed.elapsed();
+    // Past the records of the stop (the oracle's cutoff is 6 s back).
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let t = w.wait_all(Duration::from_secs(60)).await;
+    let resumed = t.lost == 0 && t.dups == 0;
+    s.proc.terminate(Duration::from_secs(10));
+
+    // Written by a newer version, and with a field this version does not know.
+    let current = std::fs::read(&path).unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&current).unwrap();
+    v["version"] = serde_json::json!(99);
+    let (newer, newer_note) = refused(&w, &cfg, &path, &serde_json::to_vec(&v).unwrap(), "format version 99").await;
+    let mut v: serde_json::Value = serde_json::from_slice(&current).unwrap();
+    v["written_by_a_later_release"] = serde_json::json!(true);
+    let (unknown, unknown_note) =
+        refused(&w, &cfg, &path, &serde_json::to_vec(&v).unwrap(), "unknown field `written_by_a_later_release`").await;
+    std::fs::write(&path, &current).unwrap();
+
+    // Filters changed (every level listed: the same records, another query).
+    let refiltered =
+        cfg.replace("    name: prod\n", "    name: prod\n    levels: [TRACE, DEBUG, INFO, WARN, ERROR, FATAL]\n");
+    assert_ne!(refiltered, cfg);
+    let mut s = w.start(&refiltered, &[]);
+    let t = w.wait_all(Duration::from_secs(60)).await;
+    let kept = s.proc.text().contains("filters changed; keeping its watermark");
+    s.proc.terminate(Duration::from_secs(10));
+    let aside = set_aside(&w.state_dir());
+    let pass = waited && resumed && newer && unknown && kept && t.lost == 0 && t.dups == 0 && aside.is_empty();
+    Row {
+        pass,
+        recovery: Some(recovery),
+        note: format!(
+            "unreadable: waited {waited} (readiness {ready}), resumed without repeats {resumed}; newer version: {newer_note}; unknown field: {unknown_note}; filters changed: watermark kept {kept}; files set aside: {}",
+            aside.len()
+        ),
+        ..w.row("C6", "checkpoint unreadable for a while, newer version, unknown field, filters changed", &t)
+    }
+    .check();
+}
