@@ -264,7 +264,7 @@ fn set_aside(dir: &std::path::Path) -> Vec<String> {
 /// waited (nothing delivered, not ready, the reason logged) and left the
 /// file as it was.
 async fn refused(w: &World, cfg: &str, path: &std::path::Path, bytes: &[u8], expect: &str) -> (bool, String) {
-    std::fs::write(path, bytes).unwrap();
+    std::fs::write(path, bytes).unwrap_or_else(|e| panic!("{e}"));
     let before = w.rx.record_count();
     let mut s = w.start(cfg, &[]);
     tokio::time::sleep(Duration::from_secs(3)).await;
