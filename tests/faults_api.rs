@@ -335,3 +335,41 @@ async fn t2_t3_late_and_edge_records() {
         s.proc.terminate(Duration::from_secs(10));
     }
 }
+
+/// R18: 64-bit (16 hex) B3 trace ids arrive left-padded to 16 bytes; ids of
+/// odd lengths are dropped from the record (which is still delivered) and
+/// counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r18_short_and_odd_trace_ids() {
+    let behaviour = forge_otel_sidecar::simulator::behaviour::Behaviour {
+        short_trace_ids_every: 7,
+        odd_ids_every: 11,
+        ..Default::default()
+    };
+    let Some(w) = World::new(SimConfig { behaviour, ..sim(1200) }, true).await else { return };
+    let mut s = w.start(&w.default_config(), &[]);
+    let t = w.wait_all(Duration::from_secs(60)).await;
+    let records = w.rx.records();
+    let padded = records.iter().filter(|(_, r)| r.trace_id.len() == 16 && r.trace_id[..8] == [0; 8]).count();
+    let dropped = records.iter().filter(|(_, r)| r.trace_id.is_empty() || r.span_id.is_empty()).count();
+    let shapes_ok = records.iter().all(|(_, r)| matches!(r.trace_id.len(), 0 | 16) && matches!(r.span_id.len(), 0 | 8));
+    let counted = s.metric("forge_sidecar_invalid_id_log_records_total").await;
+    let n = records.len().max(1);
+    // One record in 11 carries an odd id; some records carry no ids at all.
+    let odd = n as f64 / 11.0;
+    let pass = t.lost == 0
+        && t.dups == 0
+        && shapes_ok
+        && padded * 10 >= n
+        && counted >= 0.9 * odd
+        && dropped as f64 >= counted;
+    Row {
+        pass,
+        note: format!(
+            "{n} records (1 in 7 with a 16-hex trace id, 1 in 11 with an odd id): {padded} padded to 32 hex, {counted} odd ids dropped and counted, all delivered; every id 16 or 8 bytes or absent: {shapes_ok}"
+        ),
+        ..w.row("R18", "16-hex (64-bit) trace ids; ids of odd lengths", &t)
+    }
+    .check();
+    s.proc.terminate(Duration::from_secs(10));
+}
