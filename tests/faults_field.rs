@@ -31,12 +31,13 @@ async fn r12_interval_at_the_budgets_pace_starves_no_pass() {
         )
         .replace("  interval: 500ms\n  settle_delay: 500ms\n  late_arrival: 4s\n  initial_lookback: 30m\n", "");
     let mut s = w.start(&config, &[]);
-    tokio::time::sleep(Duration::from_secs(20)).await;
+    // 30 s live: 10 minutes at the budget's compression (30 calls per 3 s, not per minute).
+    tokio::time::sleep(Duration::from_secs(30)).await;
     let t = w.wait_all(Duration::from_secs(60)).await;
     let late = s.metric("forge_sidecar_records_found_late_total").await;
     Row {
         pass: t.lost == 0 && t.dups == 0 && w.max_calls() <= 30 && w.count_status(429) == 0,
-        note: format!("interval 100 ms = the budget's pace; {late} records found by the second pass"),
+        note: format!("interval 100 ms = the budget's pace; 30 s live (10 min compressed); {late} records found by the second pass"),
         ..w.row("R12", "interval at the budget's pace, 30 % of records up to 3 s late", &t)
     }
     .check();
