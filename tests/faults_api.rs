@@ -373,3 +373,39 @@ async fn r18_short_and_odd_trace_ids() {
     .check();
     s.proc.terminate(Duration::from_secs(10));
 }
+
+/// R19: `Retry-After` values past any sane wait (18446744073709551615
+/// seconds, then a date in the year 9999): no overflow and no panic, the
+/// wait is the cap (`forge.max_retry_delay`, 2 s here), nothing lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r19_huge_retry_after_waits_the_cap() {
+    let faults = Faults { n_429: 2, retry_after_secs: u64::MAX, ..Faults::default() };
+    let Some(w) = World::new(SimConfig { faults, ..sim(1800) }, true).await else { return };
+    let config = w.default_config().replace("  rate_period: 3s\n", "  rate_period: 3s\n  max_retry_delay: 2s\n");
+    assert!(config.contains("max_retry_delay: 2s"));
+    let mut s = w.start(&config, &[]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while w.sim.requests().iter().filter(|r| r.status == 200).count() < 3 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    w.sim.set_faults(Faults {
+        n_429: 2,
+        retry_after_text: Some("Fri, 31 Dec 9999 23:59:59 GMT".into()),
+        ..Faults::default()
+    });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let t = w.wait_all(Duration::from_secs(60)).await;
+    let log = w.sim.requests();
+    let gaps: Vec<i64> = log.windows(2).filter(|p| p[0].status == 429).map(|p| p[1].at_ms - p[0].at_ms).collect();
+    let running = s.proc.is_running();
+    let pass = running && t.lost == 0 && t.dups == 0 && gaps.len() == 4 && gaps.iter().all(|g| *g >= 1990);
+    Row {
+        pass,
+        note: format!(
+            "waits after Retry-After u64::MAX (×2) and a year-9999 date (×2): {gaps:?} ms (cap 2 s); running: {running}"
+        ),
+        ..w.row("R19", "Retry-After: 18446744073709551615 and a date in the year 9999", &t)
+    }
+    .check();
+    s.proc.terminate(Duration::from_secs(10));
+}

@@ -124,7 +124,11 @@ fn answer_now(
         if live.n_429 > 0 {
             live.n_429 -= 1;
             let mut r = error(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded");
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(faults.retry_after_secs));
+            let value = match &faults.retry_after_text {
+                Some(t) => HeaderValue::from_str(t).unwrap_or(HeaderValue::from_static("1")),
+                None => HeaderValue::from(faults.retry_after_secs),
+            };
+            r.headers_mut().insert(header::RETRY_AFTER, value);
             return r;
         }
     }

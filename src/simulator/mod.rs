@@ -106,6 +106,9 @@ pub struct Faults {
     /// Answer 400 ("window out of range") to the next `n_400` calls.
     pub n_400: u32,
     pub retry_after_secs: u64,
+    /// When set, the `Retry-After` of those 429s verbatim instead (an HTTP
+    /// date, a number past any sane wait).
+    pub retry_after_text: Option<String>,
     /// Probability of a 200 with malformed JSON.
     pub p_malformed: f64,
     /// Probability of a 200 whose body is cut in half.
