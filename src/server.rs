@@ -231,6 +231,7 @@ fn source_status(s: &ServerState, m: &SourceMetrics, now: i64) -> serde_json::Va
             "in_flight": load(&m.in_flight),
         },
         "gap_seconds": load(&m.gap_seconds),
+        "late_pass_skipped_seconds": load(&m.late_pass_skipped_seconds),
         "not_ready": not_ready_reasons(&s.limits(), m, now),
         "sites": sites,
     })

@@ -113,6 +113,7 @@ async fn status_flags_a_silent_site_and_shows_no_secret() {
         m.site_seen("ari:cloud:jira::site/quiet", NOW - 3_600_000 + i * 60_000);
     }
     m.update(|st| st.last_api_error = Some(LastError { at_ms: NOW, message: "request refused (400)".into() }));
+    SourceMetrics::add(&m.late_pass_skipped_seconds, 120);
     let (code, body) = get(&s, "/status").await;
     assert_eq!(code, StatusCode::OK);
     let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
@@ -126,6 +127,7 @@ async fn status_flags_a_silent_site_and_shows_no_secret() {
     assert_eq!(flag("busy"), Some(serde_json::Value::Bool(false)));
     assert_eq!(flag("quiet"), Some(serde_json::Value::Bool(true)), "{body}");
     assert_eq!(v["sources"][0]["last_api_error"]["message"], "request refused (400)");
+    assert_eq!(v["sources"][0]["late_pass_skipped_seconds"], 120, "the memory cap's consequence is shown");
 }
 
 #[tokio::test]
