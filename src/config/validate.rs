@@ -119,7 +119,18 @@ pub fn validate(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, Confi
     );
     errs.0.extend(attr_errs.0);
     let poll = poll(&raw.poll, &mut errs);
-    let exporter = exporter(raw.exporter, env, &mut errs);
+    let metrics_exporter = (!metrics_sources.is_empty()).then(|| {
+        // Errors the logs exporter reports already are not repeated.
+        let mut own = Errors(Vec::new());
+        let m = exporter(raw.exporter.clone(), env, &mut own, otel_env::Signal::Metrics);
+        for e in own.0 {
+            if !errs.0.contains(&e) {
+                errs.0.push(e);
+            }
+        }
+        m
+    });
+    let exporter = exporter(raw.exporter, env, &mut errs, otel_env::Signal::Logs);
 
     let state = StateConfig {
         dir: PathBuf::from(raw.state.dir.unwrap_or_else(|| "./state".into())),
@@ -156,7 +167,19 @@ pub fn validate(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, Confi
     if !errs.0.is_empty() {
         return Err(ConfigError::Invalid(errs.0));
     }
-    Ok(Config { forge, sources, metrics_sources, poll, exporter, state, server, log, telemetry, privacy: global })
+    Ok(Config {
+        forge,
+        sources,
+        metrics_sources,
+        poll,
+        exporter,
+        metrics_exporter,
+        state,
+        server,
+        log,
+        telemetry,
+        privacy: global,
+    })
 }
 
 fn telemetry(raw: &raw::RawTelemetry, exporter: &ExporterConfig, errs: &mut Errors) -> TelemetryConfig {

@@ -8,10 +8,30 @@ use super::trust;
 use super::validate::{CREDENTIALS_IN_ENDPOINT, Errors};
 use super::*;
 
-pub(super) fn exporter(raw: raw::RawExporter, env: EnvLookup<'_>, errs: &mut Errors) -> ExporterConfig {
+/// The exporter of one signal: the file's keys first, then
+/// `OTEL_EXPORTER_OTLP_{LOGS|METRICS}_*`, then `OTEL_EXPORTER_OTLP_*`.
+/// The metrics exporter takes the file's endpoint as a base URL (a
+/// `logs_endpoint` less its `/v1/logs`).
+pub(super) fn exporter(
+    raw: raw::RawExporter,
+    env: EnvLookup<'_>,
+    errs: &mut Errors,
+    signal: otel_env::Signal,
+) -> ExporterConfig {
+    let lookup = |key: &str| otel_env::lookup_signal(env, signal, key).map(|f| (f.var, f.value));
+    let (file_endpoint, file_signal_endpoint) = match signal {
+        otel_env::Signal::Logs => (raw.endpoint, raw.logs_endpoint),
+        otel_env::Signal::Metrics => {
+            let from_logs = raw.logs_endpoint.map(|e| {
+                let e = e.trim().trim_end_matches('/');
+                e.strip_suffix("/v1/logs").unwrap_or(e).to_string()
+            });
+            (raw.endpoint.or(from_logs), None)
+        }
+    };
     let (protocol_path, protocol_text) = match raw.protocol {
         Some(p) => ("exporter.protocol".to_string(), Some(p)),
-        None => match otel_env::lookup(env, "PROTOCOL") {
+        None => match lookup("PROTOCOL") {
             Some((name, v)) => (name, Some(v)),
             None => ("exporter.protocol".to_string(), None),
         },
@@ -23,13 +43,11 @@ pub(super) fn exporter(raw: raw::RawExporter, env: EnvLookup<'_>, errs: &mut Err
             Protocol::Grpc
         }),
     };
-    let (endpoint, endpoint_as_is) =
-        otel_env::endpoint(raw.endpoint, raw.logs_endpoint, protocol, env, otel_env::Signal::Logs).unwrap_or_else(
-            |(path, e)| {
-                errs.push(path, e);
-                (otel_env::default_endpoint(protocol).to_string(), false)
-            },
-        );
+    let (endpoint, endpoint_as_is) = otel_env::endpoint(file_endpoint, file_signal_endpoint, protocol, env, signal)
+        .unwrap_or_else(|(path, e)| {
+            errs.push(path, e);
+            (otel_env::default_endpoint(protocol).to_string(), false)
+        });
     if protocol != Protocol::Stdout && !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
         let shown = trust::redact_url(&endpoint);
         errs.push("exporter.endpoint", format!("`{shown}` must start with http:// or https://"));
@@ -38,7 +56,7 @@ pub(super) fn exporter(raw: raw::RawExporter, env: EnvLookup<'_>, errs: &mut Err
     }
     let headers: Vec<(String, Secret)> = match raw.headers {
         Some(map) => map.into_iter().map(|(k, v)| (k, Secret::new(v))).collect(),
-        None => match otel_env::lookup(env, "HEADERS") {
+        None => match lookup("HEADERS") {
             Some((name, text)) => match otel_env::parse_headers(&text) {
                 Ok(h) => h.into_iter().map(|(k, v)| (k, Secret::new(v))).collect(),
                 Err(e) => {
@@ -54,20 +72,17 @@ pub(super) fn exporter(raw: raw::RawExporter, env: EnvLookup<'_>, errs: &mut Err
             errs.push(format!("exporter.headers.{k}"), "not a valid header name");
         }
     }
-    let compression = match raw
-        .compression
-        .map(|c| ("exporter.compression".to_string(), c))
-        .or_else(|| otel_env::lookup(env, "COMPRESSION"))
-    {
-        None => Compression::None,
-        Some((path, t)) => Compression::parse(&t).unwrap_or_else(|| {
-            errs.push(path, format!("`{t}` is not one of none, gzip, zstd"));
-            Compression::None
-        }),
-    };
+    let compression =
+        match raw.compression.map(|c| ("exporter.compression".to_string(), c)).or_else(|| lookup("COMPRESSION")) {
+            None => Compression::None,
+            Some((path, t)) => Compression::parse(&t).unwrap_or_else(|| {
+                errs.push(path, format!("`{t}` is not one of none, gzip, zstd"));
+                Compression::None
+            }),
+        };
     let timeout = match raw.timeout {
         Some(t) => errs.duration("exporter.timeout", &Some(t), Duration::from_secs(10)),
-        None => match otel_env::lookup(env, "TIMEOUT") {
+        None => match lookup("TIMEOUT") {
             // The OTLP spec gives this variable in milliseconds.
             Some((name, v)) => v.trim().parse::<u64>().map(Duration::from_millis).unwrap_or_else(|_| {
                 errs.push(name, format!("`{v}` is not a number of milliseconds"));
@@ -100,7 +115,7 @@ pub(super) fn exporter(raw: raw::RawExporter, env: EnvLookup<'_>, errs: &mut Err
             d => Some(d),
         },
     };
-    let tls = otel_env::tls(&raw.tls, env, otel_env::Signal::Logs);
+    let tls = otel_env::tls(&raw.tls, env, signal);
     if tls.cert_file.is_some() != tls.key_file.is_some() {
         errs.push("exporter.tls", "cert_file and key_file go together");
     }

@@ -7,7 +7,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
@@ -27,23 +27,45 @@ use crate::metrics::SourceMetrics;
 /// The dead-letter file of metrics requests, in the state directory.
 pub const DEAD_LETTER_FILE: &str = "metrics-dead-letter.jsonl";
 
-/// `{endpoint}/v1/metrics`: the logs endpoint's base with the metrics path.
+/// Where OTLP/HTTP posts metrics: a signal-specific endpoint
+/// (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`) as given, else the base URL
+/// with `/v1/metrics`.
 pub fn metrics_url(cfg: &ExporterConfig) -> String {
-    let base = cfg.base_endpoint();
-    let base = base.trim_end_matches('/');
+    if cfg.endpoint_as_is {
+        return cfg.endpoint.clone();
+    }
+    let base = cfg.endpoint.trim_end_matches('/');
     let base = base.strip_suffix("/v1/logs").unwrap_or(base);
     if base.ends_with("/v1/metrics") { base.to_string() } else { format!("{base}/v1/metrics") }
 }
 
 pub enum MetricsTransport {
-    Grpc { client: Box<MetricsServiceClient<Channel>>, metadata: MetadataMap, timeout: std::time::Duration },
-    Http { client: reqwest::Client, url: String, json: bool, compression: Compression },
+    Grpc {
+        client: Box<MetricsServiceClient<Channel>>,
+        metadata: MetadataMap,
+        timeout: std::time::Duration,
+    },
+    Http {
+        client: reqwest::Client,
+        url: String,
+        json: bool,
+        compression: Compression,
+    },
     Stdout,
+    /// A destination that answers synchronously (the demo's console).
+    Sink(Arc<dyn MetricsSink>),
+    /// Sends to the first, then hands the same request to the second.
+    Tee(Box<MetricsTransport>, Arc<dyn MetricsSink>),
+}
+
+/// [`super::Sink`] for metrics requests.
+pub trait MetricsSink: Send + Sync {
+    fn send(&self, req: &ExportMetricsServiceRequest) -> Result<(u64, String), SendError>;
 }
 
 impl MetricsTransport {
-    /// `url` overrides the HTTP metrics URL (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`).
-    pub fn new(cfg: &ExporterConfig, url: Option<String>) -> Result<Self, SetupError> {
+    /// The transport of the metrics exporter `cfg` (`Config::metrics_exporter`).
+    pub fn new(cfg: &ExporterConfig) -> Result<Self, SetupError> {
         Ok(match cfg.protocol {
             Protocol::Grpc => {
                 let mut client =
@@ -61,7 +83,7 @@ impl MetricsTransport {
             }
             Protocol::HttpProtobuf | Protocol::HttpJson => MetricsTransport::Http {
                 client: super::http::client(cfg)?,
-                url: url.unwrap_or_else(|| metrics_url(cfg)),
+                url: metrics_url(cfg),
                 json: cfg.protocol == Protocol::HttpJson,
                 compression: cfg.compression,
             },
@@ -92,6 +114,12 @@ impl MetricsTransport {
                     .map_err(|e| SendError { verdict: Verdict::Permanent, message: e.to_string() })?;
                 println!("{line}");
                 Ok((0, String::new()))
+            }
+            MetricsTransport::Sink(s) => s.send(req),
+            MetricsTransport::Tee(first, second) => {
+                let answer = Box::pin(first.send(req)).await?;
+                let _ = second.send(req);
+                Ok(answer)
             }
         }
     }
