@@ -156,6 +156,8 @@ struct Call {
 }
 
 pub(super) async fn graphql(State(st): State<Arc<SimState>>, headers: HeaderMap, body: Bytes) -> Response {
+    // The call's arrival, as the rate limit counts it (an answer can take a while to compute).
+    let at_ms = system_millis(SystemTime::now());
     let mut call = Call::default();
     let response = answer(&st, &headers, &body, &mut call);
     let mut log = lock(&st.metrics.log);
@@ -163,7 +165,7 @@ pub(super) async fn graphql(State(st): State<Arc<SimState>>, headers: HeaderMap,
         log.pop_front();
     }
     log.push_back(MetricsRequest {
-        at_ms: system_millis(SystemTime::now()),
+        at_ms,
         email: call.email,
         app: call.app,
         environments: call.environments,
