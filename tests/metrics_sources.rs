@@ -173,7 +173,8 @@ fn calls(w: &World) -> (usize, usize) {
 /// A docs/RELIABILITY.md row of an App metrics case.
 fn row(w: &World, id: &'static str, scenario: &'static str, t: &Tally, pass: bool, note: String) -> Row {
     let (max_calls, n429) = calls(w);
-    let note = format!("{} points ({} without their final value); {note}", t.expected, t.wrong);
+    let wrong = if t.wrong > 0 { format!(" ({} without their final value)", t.wrong) } else { String::new() };
+    let note = format!("{} points{wrong}; {note}", t.expected);
     Row {
         id,
         scenario,
