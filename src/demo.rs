@@ -201,7 +201,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             for m in registry.sources() {
                 let lag = (now - m.watermark_ms.load(Ordering::Relaxed)) as f64 / 1000.0;
                 let (what, budget) = match m.metrics_source.get() {
-                    Some(_) => ("metrics points", crate::poller::metrics_source::CALLS_PER_PERIOD),
+                    Some(info) => ("metrics points", info.calls_per_period),
                     None => ("records", budget),
                 };
                 eprintln!(

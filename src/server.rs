@@ -200,8 +200,8 @@ fn metrics_source_status(
     let st = m.status();
     let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
     let (w, w2) = (m.watermark_ms.load(Ordering::Relaxed), m.late_watermark_ms.load(Ordering::Relaxed));
-    let (environments, account) =
-        m.metrics_source.get().map(|i| (i.environments.clone(), i.account.clone())).unwrap_or_default();
+    let info = m.metrics_source.get().cloned().unwrap_or_default();
+    let (environments, account) = (info.environments, info.account);
     let rate = apps.iter().find(|(k, _)| *k == account).and_then(|(_, g)| g.effective_rate_per_minute);
     let error =
         |e: Option<crate::metrics::LastError>| e.map(|e| json!({"at": format_millis(e.at_ms), "message": e.message}));
@@ -230,7 +230,7 @@ fn metrics_source_status(
         "gap_seconds": load(&m.gap_seconds),
         "account": {
             "budget_key": account,
-            "calls_per_period": crate::poller::metrics_source::CALLS_PER_PERIOD,
+            "calls_per_period": info.calls_per_period,
             "effective_rate_per_minute": rate,
             "api_calls_last_minute": m.calls_last_minute(now),
         },

@@ -7,12 +7,14 @@ use std::sync::Arc;
 use super::{Registry, SourceMetrics};
 
 /// An App metrics source's identity beside its counters.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MetricsSourceInfo {
     pub environments: Vec<String>,
     /// The account's budget key (`metrics-account-…`, no address in it):
     /// the `app` label of its budget gauges.
     pub account: String,
+    /// Calls the account may make per `forge.rate_period`.
+    pub calls_per_period: u32,
 }
 
 impl Registry {
@@ -31,7 +33,11 @@ mod tests {
     #[test]
     fn only_metrics_sources_carry_their_info() {
         let r = Registry::default();
-        let info = MetricsSourceInfo { environments: vec!["prod".into()], account: "metrics-account-1".into() };
+        let info = MetricsSourceInfo {
+            environments: vec!["prod".into()],
+            account: "metrics-account-1".into(),
+            calls_per_period: 5,
+        };
         r.source("logs", "app");
         r.metrics_source("m", "app", info.clone());
         let kinds: Vec<_> = r.sources().iter().map(|m| (m.source.clone(), m.metrics_source.get().cloned())).collect();

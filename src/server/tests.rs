@@ -178,6 +178,7 @@ async fn status_shows_each_metrics_source_with_its_account_budget() {
     let info = crate::metrics::MetricsSourceInfo {
         environments: vec!["env-a".into(), "env-b".into()],
         account: "metrics-account-0000abcd".into(),
+        calls_per_period: 5,
     };
     let m = s.registry.metrics_source("perf", "0f7c6a1e-2b3c-4d5e-8f90-a1b2c3d4e5f6", info);
     m.tick(NOW);

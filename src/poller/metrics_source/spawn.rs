@@ -61,7 +61,11 @@ pub fn spawn_sources(
                     Arc::new(Budget::with_memory(&key, CALLS_PER_PERIOD, cfg.forge.rate_period, memory))
                 })
                 .clone();
-            let info = crate::metrics::MetricsSourceInfo { environments: s.environments.clone(), account: key };
+            let info = crate::metrics::MetricsSourceInfo {
+                environments: s.environments.clone(),
+                account: key,
+                calls_per_period: CALLS_PER_PERIOD,
+            };
             let metrics = registry.metrics_source(&s.name, &s.app_id, info);
             let (source, client, shared, cancel) = (s.clone(), Arc::new(client), shared.clone(), cancel.clone());
             set.spawn(async move {
