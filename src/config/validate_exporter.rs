@@ -1,5 +1,6 @@
 //! Validation of the `exporter` section: endpoint, protocol, headers,
-//! TLS, retries and the `OTEL_EXPORTER_OTLP_*` conventions.
+//! TLS, retries and the `OTEL_EXPORTER_OTLP_*` conventions, for the logs and
+//! the metrics exporter; and `telemetry.otlp`, which defaults to the exporter.
 
 use std::time::Duration;
 
@@ -7,6 +8,19 @@ use super::raw;
 use super::trust;
 use super::validate::{CREDENTIALS_IN_ENDPOINT, Errors};
 use super::*;
+
+/// The metrics sources' exporter; errors the logs exporter reports
+/// already (the file's keys, the general variables) are not repeated.
+pub(super) fn metrics_exporter(raw: &raw::RawExporter, env: EnvLookup<'_>, errs: &mut Errors) -> ExporterConfig {
+    let mut own = Errors(Vec::new());
+    let m = exporter(raw.clone(), env, &mut own, otel_env::Signal::Metrics);
+    for e in own.0 {
+        if !errs.0.contains(&e) {
+            errs.0.push(e);
+        }
+    }
+    m
+}
 
 /// The exporter of one signal: the file's keys first, then
 /// `OTEL_EXPORTER_OTLP_{LOGS|METRICS}_*`, then `OTEL_EXPORTER_OTLP_*`.
@@ -130,4 +144,34 @@ pub(super) fn exporter(
         tls,
         retry,
     }
+}
+
+/// `telemetry.otlp`: the sidecar's own metrics pushed over OTLP, by default to the exporter's collector.
+pub(super) fn telemetry(raw: &raw::RawTelemetry, exporter: &ExporterConfig, errs: &mut Errors) -> TelemetryConfig {
+    let o = &raw.otlp;
+    if !errs.number("telemetry.otlp.enabled", &o.enabled, false) {
+        return TelemetryConfig { otlp: None };
+    }
+    let protocol = match &o.protocol {
+        Some(t) => Protocol::parse(t).unwrap_or_else(|| {
+            errs.push("telemetry.otlp.protocol", format!("`{t}` is not one of grpc, http/protobuf"));
+            Protocol::Grpc
+        }),
+        None => exporter.protocol,
+    };
+    if matches!(protocol, Protocol::Stdout | Protocol::HttpJson) {
+        errs.push("telemetry.otlp.protocol", "must be grpc or http/protobuf (set it when the exporter uses another)");
+    }
+    let endpoint = o.endpoint.clone().unwrap_or_else(|| exporter.base_endpoint());
+    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+        let shown = trust::redact_url(&endpoint);
+        errs.push("telemetry.otlp.endpoint", format!("`{shown}` must start with http:// or https://"));
+    } else if trust::has_userinfo(&endpoint) {
+        errs.push("telemetry.otlp.endpoint", CREDENTIALS_IN_ENDPOINT);
+    }
+    let interval = errs.duration("telemetry.otlp.interval", &o.interval, Duration::from_secs(60));
+    if interval.is_zero() {
+        errs.push("telemetry.otlp.interval", "must be more than 0");
+    }
+    TelemetryConfig { otlp: Some(TelemetryOtlp { protocol, endpoint, interval }) }
 }
