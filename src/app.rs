@@ -41,6 +41,8 @@ pub struct App {
 pub struct Options {
     /// Replaces the transport built from `exporter` (the demo's console).
     pub transport: Option<Transport>,
+    /// Replaces the metrics sources' transport (the demo's metrics console).
+    pub metrics_transport: Option<crate::export::metrics::MetricsTransport>,
     pub clock: Option<Arc<dyn Clock>>,
 }
 
@@ -93,8 +95,13 @@ impl App {
             specs.push(Spec { source: source.clone(), budget, metrics });
         }
         let demand = demand_per_minute(&cfg);
-        let metrics_sources =
-            crate::poller::metrics_source::spawn_sources(&cfg, &registry, shared.clock.clone(), &cancel)?;
+        let metrics_sources = crate::poller::metrics_source::spawn_sources(
+            &cfg,
+            &registry,
+            shared.clock.clone(),
+            options.metrics_transport,
+            &cancel,
+        )?;
         let logs = supervise(specs, shared.clone(), cancel.clone());
         let sources = tokio::spawn(async move {
             tokio::join!(logs, metrics_sources);

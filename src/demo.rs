@@ -4,7 +4,11 @@
 //! The simulator serves a stretch of history plus live records (some
 //! late); the sidecar polls it with short intervals under the real 30
 //! calls per minute budget and delivers to the console, and also to an
-//! OTLP endpoint when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
+//! OTLP endpoint when `OTEL_EXPORTER_OTLP_ENDPOINT` is set. Beside the
+//! logs, an App metrics source (5 calls per minute) prints a line per
+//! minute of data: invocations, errors, p95 latency ([`metrics`]).
+
+mod metrics;
 
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -17,9 +21,13 @@ use opentelemetry_proto::tonic::logs::v1::LogRecord;
 
 use crate::app::{App, Options};
 use crate::config::{self, Config};
+use crate::export::metrics::{MetricsSink, MetricsTransport};
 use crate::export::{SendError, Sink, Transport};
 use crate::simulator::{self, SimConfig};
 use crate::timefmt::format_millis;
+
+/// The demo's App metrics source's app (the API wants a uuid).
+pub(crate) const DEMO_METRICS_APP: &str = "0d3e5f7a-1b2c-4d4e-8f6a-7b8c9d0e1f2a";
 
 pub struct DemoOptions {
     pub duration: Option<Duration>,
@@ -116,6 +124,12 @@ sources:
     environment_id: production
     name: demo
     service_name: forge-demo-app
+metrics_sources:
+  - name: demo-metrics
+    app_id: {metrics_app}
+    environments: [production]
+    metrics: [{metrics}]
+    service_name: forge-demo-app
 poll:
   interval: 2s
   settle_delay: 2s
@@ -133,6 +147,8 @@ log:
   level: warn
 "#,
         lookback = humantime::format_duration(history),
+        metrics_app = DEMO_METRICS_APP,
+        metrics = metrics::DEMO_METRICS.join(", "),
         protocol = if otlp { "${OTEL_EXPORTER_OTLP_PROTOCOL:-grpc}" } else { "stdout" },
         state = state_dir.display(),
     );
@@ -145,6 +161,10 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         records_per_second: opts.records_per_second,
         page_size: 1000,
         max_late: Duration::from_secs(20),
+        apps: vec![
+            ("demo-app".into(), vec!["production".into()]),
+            (DEMO_METRICS_APP.into(), vec!["production".into()]),
+        ],
         ..SimConfig::default()
     };
     let sim = simulator::start(sim_cfg, ([127, 0, 0, 1], 0).into()).await?;
@@ -158,8 +178,14 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             Transport::Tee(Box::new(Transport::new(&cfg.exporter)?), console)
         }
     };
+    let metrics_console: Arc<dyn MetricsSink> = Arc::new(metrics::MetricsConsole::new(Box::new(std::io::stdout())));
+    let metrics_transport = match cfg.metrics_exporter.as_ref().filter(|e| e.protocol != config::Protocol::Stdout) {
+        None => MetricsTransport::Sink(metrics_console),
+        Some(e) => MetricsTransport::Tee(Box::new(MetricsTransport::new(e)?), metrics_console),
+    };
     let budget = cfg.forge.requests_per_minute;
-    let app = App::start(cfg, Options { transport: Some(transport), clock: None }).await?;
+    let options = Options { transport: Some(transport), metrics_transport: Some(metrics_transport), clock: None };
+    let app = App::start(cfg, options).await?;
     eprintln!(
         "forge-otel-sidecar demo: Forge API simulator at {} · status at http://{}/status · Ctrl-C to stop",
         sim.base_url(),
@@ -174,8 +200,13 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
             let now = crate::timefmt::system_millis(std::time::SystemTime::now());
             for m in registry.sources() {
                 let lag = (now - m.watermark_ms.load(Ordering::Relaxed)) as f64 / 1000.0;
+                let (what, budget) = match m.metrics_source.get() {
+                    Some(info) => ("metrics points", info.calls_per_period),
+                    None => ("records", budget),
+                };
                 eprintln!(
-                    "── {:?} · delivered {} · duplicates dropped {} · API calls last minute {}/{} · lag {:.0}s",
+                    "── {} {:?} · {what} delivered {} · duplicates dropped {} · API calls last minute {}/{} · lag {:.0}s",
+                    m.source,
                     m.status().state,
                     m.sent.load(Ordering::Relaxed),
                     m.duplicates.load(Ordering::Relaxed),

@@ -24,6 +24,40 @@ pub fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// How reading an answer body ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReadEnd {
+    /// The whole body is in the buffer.
+    Complete,
+    /// The body is longer than the cap: the buffer holds its first `max` bytes.
+    TooLarge,
+    /// The connection failed mid-body (the error chain): the buffer holds what came.
+    Broken(String),
+}
+
+/// Reads `resp`'s body into `body` (cleared first), never more than `max`
+/// bytes whatever the server sends or announces: the one capped reader of
+/// the Forge clients and the exporters.
+pub async fn read_capped(mut resp: reqwest::Response, max: usize, body: &mut Vec<u8>) -> ReadEnd {
+    body.clear();
+    // Sized up front when the length is known, never past the cap.
+    body.reserve(usize::try_from(resp.content_length().unwrap_or(0)).unwrap_or(max).min(max));
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = max.saturating_sub(body.len());
+                if chunk.len() > room {
+                    body.extend_from_slice(chunk.get(..room).unwrap_or_default());
+                    return ReadEnd::TooLarge;
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return ReadEnd::Complete,
+            Err(e) => return ReadEnd::Broken(error_chain(&e)),
+        }
+    }
+}
+
 /// Parses `Retry-After`: seconds, or an HTTP date (relative to `now`).
 /// At most [`MAX_SERVER_DELAY`].
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {

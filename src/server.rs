@@ -176,8 +176,66 @@ async fn metrics(State(s): State<ServerState>) -> Response {
 
 async fn status(State(s): State<ServerState>) -> Response {
     let now = (s.clock)();
-    let sources: Vec<_> = s.registry.sources().iter().map(|m| source_status(&s, m, now)).collect();
-    Json(json!({ "time": format_millis(now), "ready": is_ready(&s, now), "sources": sources })).into_response()
+    let all = s.registry.sources();
+    let (metrics, logs): (Vec<_>, Vec<_>) = all.iter().partition(|m| m.metrics_source.get().is_some());
+    let sources: Vec<_> = logs.iter().map(|m| source_status(&s, m, now)).collect();
+    let apps = s.registry.apps();
+    let metrics_sources: Vec<_> = metrics.iter().map(|m| metrics_source_status(&s, m, &apps, now)).collect();
+    Json(json!({
+        "time": format_millis(now),
+        "ready": is_ready(&s, now),
+        "sources": sources,
+        "metrics_sources": metrics_sources,
+    }))
+    .into_response()
+}
+
+/// An App metrics source: its account's budget instead of sites and backfill.
+fn metrics_source_status(
+    s: &ServerState,
+    m: &SourceMetrics,
+    apps: &[(String, crate::metrics::AppGauges)],
+    now: i64,
+) -> serde_json::Value {
+    let st = m.status();
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    let (w, w2) = (m.watermark_ms.load(Ordering::Relaxed), m.late_watermark_ms.load(Ordering::Relaxed));
+    let info = m.metrics_source.get().cloned().unwrap_or_default();
+    let (environments, account) = (info.environments, info.account);
+    let rate = apps.iter().find(|(k, _)| *k == account).and_then(|(_, g)| g.effective_rate_per_minute);
+    let error =
+        |e: Option<crate::metrics::LastError>| e.map(|e| json!({"at": format_millis(e.at_ms), "message": e.message}));
+    json!({
+        "source": m.source,
+        "app": m.app,
+        "environments": environments,
+        "state": st.state,
+        "watermark": (w > 0).then(|| format_millis(w)),
+        "late_watermark": (w2 > 0).then(|| format_millis(w2)),
+        "lag_seconds": if w > 0 { (now - w) as f64 / 1000.0 } else { 0.0 },
+        "last_poll_ok": st.last_poll_ok_ms.map(format_millis),
+        "last_export_ok": st.last_export_ok_ms.map(format_millis),
+        "last_api_error": error(st.last_api_error),
+        "last_export_error": error(st.last_export_error),
+        "last_checkpoint_error": error(st.last_checkpoint_error),
+        "config_error": st.config_error,
+        "points": {
+            "fetched": load(&m.received),
+            "delivered": load(&m.sent),
+            "duplicates_dropped": load(&m.duplicates),
+            "dead_lettered": load(&m.dead_lettered),
+            "rejected": load(&m.rejected),
+            "in_flight": load(&m.in_flight),
+        },
+        "gap_seconds": load(&m.gap_seconds),
+        "account": {
+            "budget_key": account,
+            "calls_per_period": info.calls_per_period,
+            "effective_rate_per_minute": rate,
+            "api_calls_last_minute": m.calls_last_minute(now),
+        },
+        "not_ready": not_ready_reasons(&s.limits(), m, now),
+    })
 }
 
 fn source_status(s: &ServerState, m: &SourceMetrics, now: i64) -> serde_json::Value {

@@ -273,3 +273,58 @@ async fn completions_man_page_and_help_examples() {
     let o = run(args(&["fetch"])).await;
     assert_eq!(o.status.code(), Some(2), "usage error");
 }
+
+/// `demo` shows the App metrics beside the logs: a line per minute of
+/// data with invocations, errors and the p95 latency read from the
+/// latency histogram. Read until the first such lines (the demo ends by
+/// itself after `--duration` if none ever comes).
+#[tokio::test]
+async fn demo_prints_a_metrics_line_per_minute() {
+    use std::io::BufRead;
+    let a = args(&["demo", "--duration", "120s", "--history", "5m", "--records-per-second", "1"]);
+    let mut child = Command::new(BIN)
+        .args(&a)
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let lines = tokio::task::spawn_blocking(move || {
+        let mut found = Vec::new();
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if line.contains(" metrics · ") {
+                found.push(line);
+                // The 5 minutes of history come in one answer.
+                if found.len() >= 3 {
+                    break;
+                }
+            }
+        }
+        found
+    })
+    .await
+    .unwrap();
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = tokio::task::spawn_blocking(move || child.wait()).await;
+    assert!(lines.len() >= 3, "metrics lines: {lines:?}");
+    let mut minutes = Vec::new();
+    for line in &lines {
+        // "HH:MM metrics · invocations N · errors N · p95 latency …"
+        let parts: Vec<&str> = line.split(" · ").collect();
+        assert_eq!(parts.len(), 4, "{line}");
+        let (hhmm, rest) = parts[0].split_once(' ').unwrap();
+        assert_eq!((hhmm.len(), &hhmm[2..3], rest), (5, ":", "metrics"), "{line}");
+        assert!(parts[1].strip_prefix("invocations ").is_some_and(|n| n.parse::<u64>().is_ok()), "{line}");
+        assert!(parts[2].strip_prefix("errors ").is_some_and(|n| n.parse::<u64>().is_ok()), "{line}");
+        assert!(parts[3].starts_with("p95 latency "), "the latency comes as a histogram: {line}");
+        minutes.push(hhmm.to_string());
+    }
+    let mut distinct = minutes.clone();
+    distinct.dedup();
+    assert_eq!(distinct, minutes, "one line per minute");
+}

@@ -26,14 +26,13 @@ DASHBOARD = os.path.join(ROOT, "deploy", "grafana", "forge-otel-sidecar.json")
 BINARY = os.environ.get("FORGE_OTEL_SIDECAR_BIN") or os.path.join(ROOT, "target", "debug", "forge-otel-sidecar")
 
 # Metrics the rules and the dashboard use that the sidecar does not expose
-# yet: they are being added alongside (clock skew per app, the per-app API
-# budget). Delete each entry once the binary exposes it; the check says when.
+# yet: they are being added alongside (clock skew per app). Delete each
+# entry once the binary exposes it; the check says when.
 NOT_YET_EXPOSED = {
     "forge_sidecar_clock_skew_seconds",
-    "forge_sidecar_budget_calls_needed_per_minute",
-    "forge_sidecar_budget_effective_rate_per_minute",
 }
 
+METRICS_APP = "0f7c6a1e-2b3c-4d5e-8f90-a1b2c3d4e5f6"
 METRIC = re.compile(r"\b((?:forge_sidecar|process)_[a-z0-9_]+)\b")
 GRAFANA_VARS = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1h", "$app": ".*", "$source": ".*"}
 
@@ -127,6 +126,8 @@ def exposed_metrics():
                 {
                     "forge": {"base_url": f"http://127.0.0.1:{sim_port}", "email": "demo@example.com", "api_token": "t"},
                     "sources": [{"app_id": "demo-app", "environment_id": "production", "name": "demo"}],
+                    # An App metrics source too, so its families are on /metrics.
+                    "metrics_sources": [{"app_id": METRICS_APP, "environments": ["production"], "name": "perf"}],
                     "exporter": {"protocol": "stdout"},
                     "state": {"dir": os.path.join(d, "state")},
                     "server": {"listen": f"127.0.0.1:{http_port}"},
@@ -137,7 +138,11 @@ def exposed_metrics():
         try:
             procs.append(
                 subprocess.Popen(
-                    [BINARY, "simulate", "--listen", f"127.0.0.1:{sim_port}", "--token", "t", "--history", "5m"], **quiet
+                    [
+                        BINARY, "simulate", "--listen", f"127.0.0.1:{sim_port}", "--token", "t", "--history", "5m",
+                        "--app", "demo-app:production", "--app", f"{METRICS_APP}:production",
+                    ],
+                    **quiet,
                 )
             )
             procs.append(subprocess.Popen([BINARY, "run", "--config", config], **quiet))

@@ -65,6 +65,12 @@ pub struct Config {
     pub metrics_sources: Vec<MetricsSourceConfig>,
     pub poll: PollConfig,
     pub exporter: ExporterConfig,
+    /// The metrics sources' exporter: `exporter` read with
+    /// `OTEL_EXPORTER_OTLP_METRICS_*` in place of the `LOGS_*` variables
+    /// ([`otel_env`]). `None` without metrics sources. Not printed: the
+    /// file has no keys of its own for it.
+    #[serde(skip)]
+    pub metrics_exporter: Option<ExporterConfig>,
     pub state: StateConfig,
     pub server: ServerConfig,
     pub log: LogConfig,

@@ -59,11 +59,6 @@ pub(crate) fn lookup_signal(env: EnvLookup<'_>, signal: Signal, key: &str) -> Op
         })
 }
 
-/// The logs exporter's variable for `key`, with the variable's name for error messages.
-pub(crate) fn lookup(env: EnvLookup<'_>, key: &str) -> Option<(String, String)> {
-    lookup_signal(env, Signal::Logs, key).map(|f| (f.var, f.value))
-}
-
 /// An error for the key path or variable named first.
 pub(crate) type KeyError = (String, String);
 
@@ -228,6 +223,10 @@ mod tests {
         let h = parse_headers("DD-API-KEY=abc%3D%3D, x-a = b ,").unwrap_or_default();
         assert_eq!(h, vec![("DD-API-KEY".into(), "abc==".into()), ("x-a".into(), "b".into())]);
         assert!(parse_headers("novalue").is_err());
+    }
+
+    fn lookup(env: EnvLookup<'_>, key: &str) -> Option<(String, String)> {
+        lookup_signal(env, Signal::Logs, key).map(|f| (f.var, f.value))
     }
 
     #[test]

@@ -186,7 +186,7 @@ pub(crate) struct RawPoll {
     pub max_page_attempts: Option<Lenient<u32>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawExporter {
     pub protocol: Option<String>,
@@ -203,7 +203,7 @@ pub(crate) struct RawExporter {
     pub retry: RawRetry,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTls {
     pub ca_file: Option<String>,
@@ -211,7 +211,7 @@ pub struct RawTls {
     pub key_file: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawRetry {
     pub initial_backoff: Option<Scalar>,

@@ -93,3 +93,143 @@ fn printed_metrics_sources_load_back_without_secrets() {
     let again = Config::from_yaml(&printed.replace("'[REDACTED]'", "lit-SECRET"), &e).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cfg, again, "{printed}");
 }
+
+/// The logs and metrics exporters of a config with one metrics source,
+/// `exporter_yaml` (may be empty) and these variables.
+fn exporters(exporter_yaml: &str, vars: &'static [(&'static str, &'static str)]) -> (ExporterConfig, ExporterConfig) {
+    let text = format!("{}{exporter_yaml}", base(&format!("  - app_id: {APP}\n    environments: [prod]\n")));
+    let cfg = Config::from_yaml(&text, &env(vars)).unwrap_or_else(|e| panic!("{e}"));
+    let metrics = cfg.metrics_exporter.clone().unwrap_or_else(|| panic!("no metrics exporter"));
+    (cfg.exporter, metrics)
+}
+
+/// `OTEL_EXPORTER_OTLP_{LOGS,METRICS,}_<key>` all set, each to its own value.
+macro_rules! three {
+    ($key:literal, $logs:expr, $metrics:expr, $generic:expr) => {
+        &[
+            (concat!("OTEL_EXPORTER_OTLP_LOGS_", $key), $logs),
+            (concat!("OTEL_EXPORTER_OTLP_METRICS_", $key), $metrics),
+            (concat!("OTEL_EXPORTER_OTLP_", $key), $generic),
+        ]
+    };
+}
+
+#[test]
+fn no_metrics_sources_no_metrics_exporter() {
+    let text = "forge:\n  email: bot@example.com\n  api_token: t\nsources:\n  - app_id: a\n    environment_id: e\n";
+    let cfg = Config::from_yaml(text, &env(&[])).unwrap_or_else(|e| panic!("{e}"));
+    assert!(cfg.metrics_exporter.is_none());
+}
+
+#[test]
+fn metrics_endpoint_is_used_as_given_and_the_generic_one_as_a_base() {
+    const HTTP: (&str, &str) = ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf");
+    let (logs, metrics) = exporters(
+        "",
+        &[
+            HTTP,
+            ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://l:4318/in/logs"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4318/in/metrics"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://g:4318"),
+        ],
+    );
+    assert_eq!(logs.http_logs_url(), "http://l:4318/in/logs");
+    assert_eq!(crate::export::metrics::metrics_url(&metrics), "http://m:4318/in/metrics");
+    let (_, metrics) = exporters("", &[HTTP, ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://g:4318")]);
+    assert_eq!(crate::export::metrics::metrics_url(&metrics), "http://g:4318/v1/metrics");
+    // The logs variable is not the metrics one.
+    let (_, metrics) = exporters("", &[HTTP, ("OTEL_EXPORTER_OTLP_LOGS_ENDPOINT", "http://l:4318/v1/logs")]);
+    assert_eq!(crate::export::metrics::metrics_url(&metrics), "http://localhost:4318/v1/metrics");
+    // The file wins, its logs URL giving the base.
+    let file = "exporter:\n  protocol: http/protobuf\n  logs_endpoint: https://f/otlp/v1/logs\n";
+    let (_, metrics) = exporters(file, &[("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4318/x")]);
+    assert_eq!(crate::export::metrics::metrics_url(&metrics), "https://f/otlp/v1/metrics");
+}
+
+#[test]
+fn metrics_protocol() {
+    let (logs, metrics) = exporters("", three!("PROTOCOL", "http/json", "http/protobuf", "grpc"));
+    assert_eq!((logs.protocol, metrics.protocol), (Protocol::HttpJson, Protocol::HttpProtobuf));
+    let (logs, metrics) = exporters("", &[("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/json")]);
+    assert_eq!((logs.protocol, metrics.protocol), (Protocol::Grpc, Protocol::HttpJson));
+    let (_, metrics) = exporters("exporter:\n  protocol: grpc\n", three!("PROTOCOL", "http/json", "http/json", "x"));
+    assert_eq!(metrics.protocol, Protocol::Grpc, "the file wins");
+    let text = base(&format!("  - app_id: {APP}\n    environments: [prod]\n"));
+    let bad = env(&[("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "carrier-pigeon")]);
+    let err = Config::from_yaml(&text, &bad).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"), "{err}");
+}
+
+#[test]
+fn metrics_headers_are_secrets() {
+    let (logs, metrics) = exporters("", three!("HEADERS", "x-logs=l-secret", "x-metrics=m%3Dsecret", "x-all=g"));
+    let names = |e: &ExporterConfig| e.headers.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+    assert_eq!((names(&logs), names(&metrics)), (vec!["x-logs".to_string()], vec!["x-metrics".to_string()]));
+    assert_eq!(metrics.headers[0].1.expose(), "m=secret");
+    assert!(!format!("{metrics:?}").contains("m=secret"), "a header value is never printed");
+    let (_, metrics) = exporters("", &[("OTEL_EXPORTER_OTLP_HEADERS", "x-all=g")]);
+    assert_eq!(names(&metrics), vec!["x-all".to_string()]);
+    let text = base(&format!("  - app_id: {APP}\n    environments: [prod]\n"));
+    let bad = env(&[("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "hunter2")]);
+    let err = Config::from_yaml(&text, &bad).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("OTEL_EXPORTER_OTLP_METRICS_HEADERS") && !err.contains("hunter2"), "{err}");
+}
+
+#[test]
+fn metrics_timeout() {
+    let (logs, metrics) = exporters("", three!("TIMEOUT", "1000", "2500", "7000"));
+    assert_eq!((logs.timeout, metrics.timeout), (Duration::from_secs(1), Duration::from_millis(2500)));
+    let (_, metrics) = exporters("", &[("OTEL_EXPORTER_OTLP_TIMEOUT", "7000")]);
+    assert_eq!(metrics.timeout, Duration::from_secs(7));
+}
+
+#[test]
+fn metrics_compression() {
+    let (logs, metrics) = exporters("", three!("COMPRESSION", "zstd", "gzip", "none"));
+    assert_eq!((logs.compression, metrics.compression), (Compression::Zstd, Compression::Gzip));
+    let (_, metrics) = exporters("exporter:\n  compression: none\n", three!("COMPRESSION", "zstd", "gzip", "gzip"));
+    assert_eq!(metrics.compression, Compression::None, "the file wins");
+}
+
+#[test]
+fn metrics_certificate() {
+    let (logs, metrics) = exporters("", three!("CERTIFICATE", "/l/ca.pem", "/m/ca.pem", "/g/ca.pem"));
+    assert_eq!(logs.tls.ca_file, Some(PathBuf::from("/l/ca.pem")));
+    assert_eq!(metrics.tls.ca_file, Some(PathBuf::from("/m/ca.pem")));
+}
+
+#[test]
+fn metrics_client_certificate_and_key() {
+    let vars: &[(&str, &str)] = &[
+        ("OTEL_EXPORTER_OTLP_METRICS_CLIENT_CERTIFICATE", "/m/client.pem"),
+        ("OTEL_EXPORTER_OTLP_METRICS_CLIENT_KEY", "/m/client-key.pem"),
+        ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/g/client.pem"),
+        ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/g/client-key.pem"),
+    ];
+    let (logs, metrics) = exporters("", vars);
+    assert_eq!(metrics.tls.cert_file, Some(PathBuf::from("/m/client.pem")));
+    assert_eq!(metrics.tls.key_file, Some(PathBuf::from("/m/client-key.pem")));
+    assert_eq!(logs.tls.cert_file, Some(PathBuf::from("/g/client.pem")));
+    assert_eq!(logs.tls.key_file, Some(PathBuf::from("/g/client-key.pem")));
+    let logs_only: &[(&str, &str)] = &[
+        ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_CERTIFICATE", "/l/c.pem"),
+        ("OTEL_EXPORTER_OTLP_LOGS_CLIENT_KEY", "/l/k.pem"),
+    ];
+    let (logs, metrics) = exporters("", logs_only);
+    assert_eq!(logs.tls.key_file, Some(PathBuf::from("/l/k.pem")));
+    assert_eq!((metrics.tls.cert_file, metrics.tls.key_file), (None, None), "a logs variable is not the metrics one");
+}
+
+#[test]
+fn metrics_insecure() {
+    let vars: &[(&str, &str)] = &[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+        ("OTEL_EXPORTER_OTLP_METRICS_INSECURE", "true"),
+        ("OTEL_EXPORTER_OTLP_INSECURE", "false"),
+    ];
+    let (logs, metrics) = exporters("", vars);
+    assert_eq!(
+        (logs.endpoint.as_str(), metrics.endpoint.as_str()),
+        ("https://collector:4317", "http://collector:4317")
+    );
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::privacy;
 use super::raw::{self, Lenient, Scalar};
 use super::trust;
-use super::validate_exporter::exporter;
+use super::validate_exporter::{exporter, metrics_exporter, telemetry};
 use super::*;
 use crate::privacy::PrivacySpec;
 
@@ -19,7 +19,7 @@ pub(super) const CREDENTIALS_IN_ENDPOINT: &str = "must not carry credentials (us
 
 const LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
 
-pub(super) struct Errors(Vec<String>);
+pub(super) struct Errors(pub(super) Vec<String>);
 
 impl Errors {
     pub(super) fn push(&mut self, path: impl std::fmt::Display, msg: impl std::fmt::Display) {
@@ -119,7 +119,8 @@ pub fn validate(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, Confi
     );
     errs.0.extend(attr_errs.0);
     let poll = poll(&raw.poll, &mut errs);
-    let exporter = exporter(raw.exporter, env, &mut errs);
+    let metrics_exporter = (!metrics_sources.is_empty()).then(|| metrics_exporter(&raw.exporter, env, &mut errs));
+    let exporter = exporter(raw.exporter, env, &mut errs, otel_env::Signal::Logs);
 
     let state = StateConfig {
         dir: PathBuf::from(raw.state.dir.unwrap_or_else(|| "./state".into())),
@@ -156,36 +157,19 @@ pub fn validate(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, Confi
     if !errs.0.is_empty() {
         return Err(ConfigError::Invalid(errs.0));
     }
-    Ok(Config { forge, sources, metrics_sources, poll, exporter, state, server, log, telemetry, privacy: global })
-}
-
-fn telemetry(raw: &raw::RawTelemetry, exporter: &ExporterConfig, errs: &mut Errors) -> TelemetryConfig {
-    let o = &raw.otlp;
-    if !errs.number("telemetry.otlp.enabled", &o.enabled, false) {
-        return TelemetryConfig { otlp: None };
-    }
-    let protocol = match &o.protocol {
-        Some(t) => Protocol::parse(t).unwrap_or_else(|| {
-            errs.push("telemetry.otlp.protocol", format!("`{t}` is not one of grpc, http/protobuf"));
-            Protocol::Grpc
-        }),
-        None => exporter.protocol,
-    };
-    if matches!(protocol, Protocol::Stdout | Protocol::HttpJson) {
-        errs.push("telemetry.otlp.protocol", "must be grpc or http/protobuf (set it when the exporter uses another)");
-    }
-    let endpoint = o.endpoint.clone().unwrap_or_else(|| exporter.base_endpoint());
-    if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-        let shown = trust::redact_url(&endpoint);
-        errs.push("telemetry.otlp.endpoint", format!("`{shown}` must start with http:// or https://"));
-    } else if trust::has_userinfo(&endpoint) {
-        errs.push("telemetry.otlp.endpoint", CREDENTIALS_IN_ENDPOINT);
-    }
-    let interval = errs.duration("telemetry.otlp.interval", &o.interval, Duration::from_secs(60));
-    if interval.is_zero() {
-        errs.push("telemetry.otlp.interval", "must be more than 0");
-    }
-    TelemetryConfig { otlp: Some(TelemetryOtlp { protocol, endpoint, interval }) }
+    Ok(Config {
+        forge,
+        sources,
+        metrics_sources,
+        poll,
+        exporter,
+        metrics_exporter,
+        state,
+        server,
+        log,
+        telemetry,
+        privacy: global,
+    })
 }
 
 fn forge(raw: Option<raw::RawForge>, errs: &mut Errors) -> ForgeConfig {

@@ -102,92 +102,92 @@ impl HttpTransport {
         } else {
             batch.bytes().clone()
         };
-        compress(raw, self.compression)
+        Ok(raw)
     }
 
     pub async fn send(&self, batch: &Batch) -> Result<(u64, String), SendError> {
+        let target = Target { client: &self.client, url: &self.url, json: self.json, compression: self.compression };
         let body = self.encode(batch)?;
-        let mut r = self
-            .client
-            .post(&self.url)
-            .header(CONTENT_TYPE, if self.json { "application/json" } else { "application/x-protobuf" });
-        match self.compression {
-            Compression::None => {}
-            Compression::Gzip => r = r.header(CONTENT_ENCODING, "gzip"),
-            Compression::Zstd => r = r.header(CONTENT_ENCODING, "zstd"),
-        }
-        let resp = r.body(body).send().await.map_err(|e| SendError {
-            verdict: Verdict::Retry(None),
-            message: format!("cannot reach {}: {}", self.url, error_chain(&e)),
-        })?;
-        let status = resp.status().as_u16();
-        let retry_after = retry_after_header(resp.headers());
-        let header = |name| resp.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::to_string);
-        let (content_type, location) = (header(CONTENT_TYPE), header(LOCATION));
-        let (bytes, complete) = read_capped(resp, MAX_ANSWER_BYTES).await;
-        let retry = |message: String| SendError { verdict: Verdict::Retry(None), message };
-        if (200..300).contains(&status) {
-            if !complete {
-                return Err(retry(format!(
-                    "HTTP {status} from {} with an answer over {MAX_ANSWER_BYTES} bytes or cut short; not an OTLP answer",
-                    self.url
-                )));
-            }
-            let answer = otlp_answer(content_type.as_deref(), &bytes, self.json).map_err(|why| {
-                retry(format!("HTTP {status} from {} is not an OTLP answer ({why}): {}", self.url, snippet(&bytes)))
-            })?;
-            let partial = answer.partial_success.unwrap_or_default();
-            return Ok((u64::try_from(partial.rejected_log_records).unwrap_or(0), partial.error_message));
-        }
-        if (300..400).contains(&status) {
-            let to = location.as_deref().map(redact_url).unwrap_or_else(|| "nowhere".into());
-            return Err(SendError {
-                verdict: classify_http(status, retry_after),
-                message: format!(
-                    "HTTP {status} from {} redirects to {to}; redirects are not followed: set exporter.endpoint to the collector itself",
-                    self.url
-                ),
-            });
-        }
-        Err(SendError {
-            verdict: classify_http(status, retry_after),
-            message: format!("HTTP {status} from {}: {}", self.url, snippet(&bytes)),
-        })
+        let answer: ExportLogsServiceResponse = post(&target, body).await?;
+        let partial = answer.partial_success.unwrap_or_default();
+        Ok((u64::try_from(partial.rejected_log_records).unwrap_or(0), partial.error_message))
     }
+}
+
+/// Where and how one signal posts.
+pub(super) struct Target<'a> {
+    pub client: &'a reqwest::Client,
+    pub url: &'a str,
+    pub json: bool,
+    pub compression: Compression,
+}
+
+/// Posts an encoded request (compressed here) and reads the OTLP answer
+/// `R` (`Export{Logs,Metrics}ServiceResponse`) of a 2xx; anything else is
+/// a failure classified for retry.
+pub(super) async fn post<R>(t: &Target<'_>, raw: Bytes) -> Result<R, SendError>
+where
+    R: Message + Default + serde::de::DeserializeOwned,
+{
+    let body = compress(raw, t.compression)?;
+    let url = t.url;
+    let mut r =
+        t.client.post(url).header(CONTENT_TYPE, if t.json { "application/json" } else { "application/x-protobuf" });
+    match t.compression {
+        Compression::None => {}
+        Compression::Gzip => r = r.header(CONTENT_ENCODING, "gzip"),
+        Compression::Zstd => r = r.header(CONTENT_ENCODING, "zstd"),
+    }
+    let resp = r.body(body).send().await.map_err(|e| SendError {
+        verdict: Verdict::Retry(None),
+        message: format!("cannot reach {url}: {}", error_chain(&e)),
+    })?;
+    let status = resp.status().as_u16();
+    let retry_after = retry_after_header(resp.headers());
+    let header = |name| resp.headers().get(name).and_then(|v: &HeaderValue| v.to_str().ok()).map(str::to_string);
+    let (content_type, location) = (header(CONTENT_TYPE), header(LOCATION));
+    let (bytes, complete) = read_capped(resp, MAX_ANSWER_BYTES).await;
+    let retry = |message: String| SendError { verdict: Verdict::Retry(None), message };
+    if (200..300).contains(&status) {
+        if !complete {
+            return Err(retry(format!(
+                "HTTP {status} from {url} with an answer over {MAX_ANSWER_BYTES} bytes or cut short; not an OTLP answer"
+            )));
+        }
+        return otlp_answer(content_type.as_deref(), &bytes, t.json).map_err(|why| {
+            retry(format!("HTTP {status} from {url} is not an OTLP answer ({why}): {}", snippet(&bytes)))
+        });
+    }
+    let message = if (300..400).contains(&status) {
+        let to = location.as_deref().map(redact_url).unwrap_or_else(|| "nowhere".into());
+        format!(
+            "HTTP {status} from {url} redirects to {to}; redirects are not followed: set exporter.endpoint to the collector itself"
+        )
+    } else {
+        format!("HTTP {status} from {url}: {}", snippet(&bytes))
+    };
+    Err(SendError { verdict: classify_http(status, retry_after), message })
 }
 
 pub use crate::net::error_chain;
 
 /// Reads an answer body up to `max` bytes: the bytes, and whether that was
 /// all of it (false when over `max` or broken off).
-pub(super) async fn read_capped(mut resp: reqwest::Response, max: usize) -> (Vec<u8>, bool) {
+pub(super) async fn read_capped(resp: reqwest::Response, max: usize) -> (Vec<u8>, bool) {
     let mut body = Vec::new();
-    loop {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                let room = max - body.len();
-                if chunk.len() > room {
-                    body.extend_from_slice(&chunk[..room]);
-                    return (body, false);
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => return (body, true),
-            Err(_) => return (body, false),
-        }
-    }
+    let end = crate::net::read_capped(resp, max, &mut body).await;
+    (body, end == crate::net::ReadEnd::Complete)
 }
 
 /// The acknowledgement in a 2xx answer, or why it is none: an empty body
 /// (the specification allows it), else an `ExportLogsServiceResponse` in
 /// the content type of the request.
-pub(crate) fn otlp_answer(
-    content_type: Option<&str>,
-    body: &[u8],
-    json: bool,
-) -> Result<ExportLogsServiceResponse, String> {
+pub(crate) fn otlp_answer<R>(content_type: Option<&str>, body: &[u8], json: bool) -> Result<R, String>
+where
+    R: Message + Default + serde::de::DeserializeOwned,
+{
     if body.is_empty() {
-        return Ok(ExportLogsServiceResponse::default());
+        return Ok(R::default());
     }
     let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     let want = if json { "application/json" } else { "application/x-protobuf" };
@@ -195,10 +195,11 @@ pub(crate) fn otlp_answer(
         let got = if media.is_empty() { "none" } else { media.as_str() };
         return Err(format!("content type {got}, expected {want}"));
     }
+    let name = std::any::type_name::<R>().rsplit("::").next().unwrap_or("OTLP answer");
     if json {
-        serde_json::from_slice(body).map_err(|e| format!("not an ExportLogsServiceResponse: {e}"))
+        serde_json::from_slice(body).map_err(|e| format!("not an {name}: {e}"))
     } else {
-        ExportLogsServiceResponse::decode(body).map_err(|e| format!("not an ExportLogsServiceResponse: {e}"))
+        R::decode(body).map_err(|e| format!("not an {name}: {e}"))
     }
 }
 
@@ -261,7 +262,7 @@ mod tests {
             (pb, &html[..], false),
             (js, b"[1,2]", true),
         ] {
-            assert!(otlp_answer(ct, body, json).is_err(), "{ct:?} {json}");
+            assert!(otlp_answer::<ExportLogsServiceResponse>(ct, body, json).is_err(), "{ct:?} {json}");
         }
     }
 

@@ -7,48 +7,65 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
 use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
 use prost::Message;
-use reqwest::header::{CONTENT_ENCODING, CONTENT_TYPE, LOCATION};
 use tokio_util::sync::CancellationToken;
 use tonic::codec::CompressionEncoding;
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 
-use super::http::{MAX_ANSWER_BYTES, compress, read_capped, redact_url, snippet};
-use super::retry::{Verdict, classify_http, retry_after_header};
+use super::http::{MAX_ANSWER_BYTES, Target, post};
+use super::retry::Verdict;
 use super::{DeadLetterError, DeliverError, Delivered, SendError, SetupError};
-use crate::backoff::Backoff;
 use crate::config::{Compression, ExporterConfig, Protocol, RetryConfig};
-use crate::metrics::{LastError, SourceMetrics};
-use crate::timefmt::system_millis;
+use crate::metrics::SourceMetrics;
 
 /// The dead-letter file of metrics requests, in the state directory.
 pub const DEAD_LETTER_FILE: &str = "metrics-dead-letter.jsonl";
 
-/// `{endpoint}/v1/metrics`: the logs endpoint's base with the metrics path.
+/// Where OTLP/HTTP posts metrics: a signal-specific endpoint
+/// (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`) as given, else the base URL
+/// with `/v1/metrics`.
 pub fn metrics_url(cfg: &ExporterConfig) -> String {
-    let base = cfg.base_endpoint();
-    let base = base.trim_end_matches('/');
+    if cfg.endpoint_as_is {
+        return cfg.endpoint.clone();
+    }
+    let base = cfg.endpoint.trim_end_matches('/');
     let base = base.strip_suffix("/v1/logs").unwrap_or(base);
     if base.ends_with("/v1/metrics") { base.to_string() } else { format!("{base}/v1/metrics") }
 }
 
 pub enum MetricsTransport {
-    Grpc { client: Box<MetricsServiceClient<Channel>>, metadata: MetadataMap, timeout: std::time::Duration },
-    Http { client: reqwest::Client, url: String, json: bool, compression: Compression },
+    Grpc {
+        client: Box<MetricsServiceClient<Channel>>,
+        metadata: MetadataMap,
+        timeout: std::time::Duration,
+    },
+    Http {
+        client: reqwest::Client,
+        url: String,
+        json: bool,
+        compression: Compression,
+    },
     Stdout,
+    /// A destination that answers synchronously (the demo's console).
+    Sink(Arc<dyn MetricsSink>),
+    /// Sends to the first, then hands the same request to the second.
+    Tee(Box<MetricsTransport>, Arc<dyn MetricsSink>),
+}
+
+/// [`super::Sink`] for metrics requests.
+pub trait MetricsSink: Send + Sync {
+    fn send(&self, req: &ExportMetricsServiceRequest) -> Result<(u64, String), SendError>;
 }
 
 impl MetricsTransport {
-    /// `url` overrides the HTTP metrics URL (`OTEL_EXPORTER_OTLP_METRICS_ENDPOINT`).
-    pub fn new(cfg: &ExporterConfig, url: Option<String>) -> Result<Self, SetupError> {
+    /// The transport of the metrics exporter `cfg` (`Config::metrics_exporter`).
+    pub fn new(cfg: &ExporterConfig) -> Result<Self, SetupError> {
         Ok(match cfg.protocol {
             Protocol::Grpc => {
                 let mut client =
@@ -66,7 +83,7 @@ impl MetricsTransport {
             }
             Protocol::HttpProtobuf | Protocol::HttpJson => MetricsTransport::Http {
                 client: super::http::client(cfg)?,
-                url: url.unwrap_or_else(|| metrics_url(cfg)),
+                url: metrics_url(cfg),
                 json: cfg.protocol == Protocol::HttpJson,
                 compression: cfg.compression,
             },
@@ -98,6 +115,12 @@ impl MetricsTransport {
                 println!("{line}");
                 Ok((0, String::new()))
             }
+            MetricsTransport::Sink(s) => s.send(req),
+            MetricsTransport::Tee(first, second) => {
+                let answer = Box::pin(first.send(req)).await?;
+                let _ = second.send(req);
+                Ok(answer)
+            }
         }
     }
 }
@@ -121,61 +144,8 @@ async fn send_http(
     } else {
         Bytes::from(req.encode_to_vec())
     };
-    let mut r = client.post(url).header(CONTENT_TYPE, if json { "application/json" } else { "application/x-protobuf" });
-    match compression {
-        Compression::None => {}
-        Compression::Gzip => r = r.header(CONTENT_ENCODING, "gzip"),
-        Compression::Zstd => r = r.header(CONTENT_ENCODING, "zstd"),
-    }
-    let resp = r.body(compress(raw, compression)?).send().await.map_err(|e| SendError {
-        verdict: Verdict::Retry(None),
-        message: format!("cannot reach {url}: {}", crate::net::error_chain(&e)),
-    })?;
-    let status = resp.status().as_u16();
-    let retry_after = retry_after_header(resp.headers());
-    let header = |name| {
-        resp.headers().get(name).and_then(|v: &reqwest::header::HeaderValue| v.to_str().ok()).map(str::to_string)
-    };
-    let (content_type, location) = (header(CONTENT_TYPE), header(LOCATION));
-    let (bytes, complete) = read_capped(resp, MAX_ANSWER_BYTES).await;
-    let retry = |message: String| SendError { verdict: Verdict::Retry(None), message };
-    if (200..300).contains(&status) {
-        if !complete {
-            return Err(retry(format!("HTTP {status} from {url} with an answer too large or cut short")));
-        }
-        return otlp_answer(content_type.as_deref(), &bytes, json).map(partial).map_err(|why| {
-            retry(format!("HTTP {status} from {url} is not an OTLP answer ({why}): {}", snippet(&bytes)))
-        });
-    }
-    let message = if (300..400).contains(&status) {
-        let to = location.as_deref().map(redact_url).unwrap_or_else(|| "nowhere".into());
-        format!("HTTP {status} from {url} redirects to {to}; redirects are not followed")
-    } else {
-        format!("HTTP {status} from {url}: {}", snippet(&bytes))
-    };
-    Err(SendError { verdict: classify_http(status, retry_after), message })
-}
-
-/// The acknowledgement in a 2xx answer: an empty body, or an
-/// `ExportMetricsServiceResponse` in the request's content type.
-pub fn otlp_answer(
-    content_type: Option<&str>,
-    body: &[u8],
-    json: bool,
-) -> Result<ExportMetricsServiceResponse, String> {
-    if body.is_empty() {
-        return Ok(ExportMetricsServiceResponse::default());
-    }
-    let media = content_type.unwrap_or("").split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    let want = if json { "application/json" } else { "application/x-protobuf" };
-    if media != want {
-        return Err(format!("content type {}, expected {want}", if media.is_empty() { "none" } else { &media }));
-    }
-    if json {
-        serde_json::from_slice(body).map_err(|e| format!("not an ExportMetricsServiceResponse: {e}"))
-    } else {
-        ExportMetricsServiceResponse::decode(body).map_err(|e| format!("not an ExportMetricsServiceResponse: {e}"))
-    }
+    let target = Target { client, url, json, compression };
+    post::<ExportMetricsServiceResponse>(&target, raw).await.map(partial)
 }
 
 /// Sends metrics requests until the backend answers for good.
@@ -193,7 +163,7 @@ impl MetricsExporter {
     }
 
     /// Sends `req` (`points` data points) until it is accepted or written
-    /// to the dead-letter file. Cancellation interrupts only the waits.
+    /// to the dead-letter file ([`super::deliver::deliver`]).
     pub async fn deliver(
         &self,
         req: &ExportMetricsServiceRequest,
@@ -201,59 +171,16 @@ impl MetricsExporter {
         metrics: &SourceMetrics,
         cancel: &CancellationToken,
     ) -> Result<Delivered, DeliverError> {
-        let started = Instant::now();
-        let mut backoff = Backoff::new(self.retry.initial_backoff, self.retry.max_backoff);
-        loop {
-            let t = Instant::now();
-            let result = self.transport.send(req).await;
-            metrics.export_call(t.elapsed().as_secs_f64());
-            let now_ms = system_millis(SystemTime::now());
-            let err = match result {
-                Ok((rejected, message)) => {
-                    let rejected = rejected.min(points);
-                    if rejected > 0 {
-                        tracing::warn!(source = %metrics.source, rejected, message = %message, "collector accepted the metrics partially");
-                        SourceMetrics::add(&metrics.rejected, rejected);
-                    }
-                    SourceMetrics::add(&metrics.sent, points.saturating_sub(rejected));
-                    metrics.update(|s| {
-                        s.last_export_ok_ms = Some(now_ms);
-                        s.export_failing = false;
-                    });
-                    return Ok(Delivered::Accepted { records: points, rejected });
-                }
-                Err(e) => e,
-            };
-            metrics.update(|s| {
-                s.export_failing = true;
-                s.last_export_error = Some(LastError { at_ms: now_ms, message: err.message.clone() });
-            });
-            let give_up = self.retry.max_elapsed.is_some_and(|max| started.elapsed() >= max);
-            let delay = match err.verdict {
-                Verdict::Retry(_) if give_up => None,
-                Verdict::Retry(Some(server)) => Some(server.min(self.retry.max_retry_after)),
-                Verdict::Retry(None) => Some(backoff.next_delay()),
-                Verdict::Permanent => None,
-            };
-            let Some(delay) = delay else {
-                SourceMetrics::add(&metrics.send_failed, points);
-                tracing::error!(source = %metrics.source, points, reason = %err.message, file = %self.dead_letter.display(), "collector rejected metrics for good; writing them to the dead-letter file");
-                self.write_dead_letter(&metrics.source, &err.message, now_ms, points, req)?;
-                SourceMetrics::add(&metrics.dead_lettered, points);
-                return Ok(Delivered::DeadLettered { records: points, reason: err.message });
-            };
-            metrics.export_retries.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(source = %metrics.source, error = %err.message, retry_in = ?delay, "metrics export failed; retrying");
-            let until = Instant::now() + delay;
-            while let Some(left) = until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) {
-                metrics.tick(now_ms);
-                tokio::select! {
-                    biased;
-                    () = cancel.cancelled() => return Err(DeliverError::Cancelled),
-                    () = tokio::time::sleep(left.min(std::time::Duration::from_secs(5))) => {}
-                }
-            }
-        }
+        let parcel = super::deliver::Parcel { count: points, what: "points", dead_letter_path: &self.dead_letter };
+        super::deliver::deliver(
+            &self.retry,
+            parcel,
+            metrics,
+            cancel,
+            || self.transport.send(req),
+            |reason, now_ms| self.write_dead_letter(&metrics.source, reason, now_ms, points, req),
+        )
+        .await
     }
 
     /// Appends one refused request as a JSON line, synced; refuses past the cap.
@@ -289,14 +216,17 @@ impl MetricsExporter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::export::http::otlp_answer;
 
     #[test]
     fn only_otlp_answers_acknowledge() {
         let ok = ExportMetricsServiceResponse::default().encode_to_vec();
-        assert!(otlp_answer(Some("application/x-protobuf"), &ok, false).is_ok());
-        assert!(otlp_answer(None, b"", false).is_ok());
-        assert!(otlp_answer(Some("text/html"), b"<html>", false).is_err());
-        assert!(otlp_answer(Some("application/json"), b"{}", true).is_ok());
-        assert!(otlp_answer(Some("application/json"), b"[", true).is_err());
+        type R = ExportMetricsServiceResponse;
+        assert!(otlp_answer::<R>(Some("application/x-protobuf"), &ok, false).is_ok());
+        assert!(otlp_answer::<R>(None, b"", false).is_ok());
+        assert!(otlp_answer::<R>(Some("text/html"), b"<html>", false).is_err());
+        assert!(otlp_answer::<R>(Some("application/json"), b"{}", true).is_ok());
+        let bad = otlp_answer::<R>(Some("application/json"), b"[", true);
+        assert!(bad.is_err_and(|e| e.contains("ExportMetricsServiceResponse")));
     }
 }

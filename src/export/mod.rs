@@ -10,6 +10,7 @@
 //! [`metrics`] delivers the App metrics sources' OTLP metrics by the same rules.
 
 pub mod deadletter;
+mod deliver;
 pub mod grpc;
 pub mod http;
 pub mod metrics;
@@ -17,17 +18,13 @@ pub mod retry;
 pub mod stdout;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::{Instant, SystemTime};
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use tokio_util::sync::CancellationToken;
 
-use crate::backoff::Backoff;
 use crate::config::{ExporterConfig, Protocol, RetryConfig};
 use crate::convert::Batch;
-use crate::metrics::{LastError, SourceMetrics};
-use crate::timefmt::system_millis;
+use crate::metrics::SourceMetrics;
 pub use deadletter::{DeadLetter, DeadLetterError};
 use retry::Verdict;
 
@@ -121,67 +118,23 @@ impl Exporter {
         self.dead_letter.path()
     }
 
-    /// Sends `batch` until the backend answers for good. Cancellation only
-    /// interrupts the waits between attempts, never a request in flight.
+    /// Sends `batch` until the backend answers for good ([`deliver::deliver`]).
     pub async fn deliver(
         &self,
         batch: &Batch,
         metrics: &SourceMetrics,
         cancel: &CancellationToken,
     ) -> Result<Delivered, DeliverError> {
-        let records = batch.records();
-        let started = Instant::now();
-        let mut backoff = Backoff::new(self.retry.initial_backoff, self.retry.max_backoff);
-        loop {
-            let t = Instant::now();
-            let result = self.transport.send(batch).await;
-            metrics.export_call(t.elapsed().as_secs_f64());
-            let now_ms = system_millis(SystemTime::now());
-            let err = match result {
-                Ok((rejected, message)) => {
-                    // The collector's figure, capped: it cannot refuse more than was sent.
-                    let rejected = rejected.min(records);
-                    if rejected > 0 {
-                        tracing::warn!(source = %metrics.source, rejected, message = %message, "collector accepted the request partially");
-                        SourceMetrics::add(&metrics.rejected, rejected);
-                    }
-                    SourceMetrics::add(&metrics.sent, records.saturating_sub(rejected));
-                    metrics.update(|s| {
-                        s.last_export_ok_ms = Some(now_ms);
-                        s.export_failing = false;
-                    });
-                    return Ok(Delivered::Accepted { records, rejected });
-                }
-                Err(e) => e,
-            };
-            metrics.update(|s| {
-                s.export_failing = true;
-                s.last_export_error = Some(LastError { at_ms: now_ms, message: err.message.clone() });
-            });
-            let give_up = self.retry.max_elapsed.is_some_and(|max| started.elapsed() >= max);
-            let delay = match err.verdict {
-                Verdict::Retry(_) if give_up => None,
-                Verdict::Retry(Some(server)) => Some(server.min(self.retry.max_retry_after)),
-                Verdict::Retry(None) => Some(backoff.next_delay()),
-                Verdict::Permanent => None,
-            };
-            let Some(delay) = delay else {
-                SourceMetrics::add(&metrics.send_failed, records);
-                let reason = if give_up {
-                    format!("gave up after {:?}: {}", started.elapsed(), err.message)
-                } else {
-                    err.message
-                };
-                tracing::error!(source = %metrics.source, records, reason = %reason, file = %self.dead_letter.path().display(), "collector rejected records for good; writing them to the dead-letter file");
-                self.dead_letter.write(&metrics.source, &reason, now_ms, batch)?;
-                SourceMetrics::add(&metrics.dead_lettered, records);
-                return Ok(Delivered::DeadLettered { records, reason });
-            };
-            metrics.export_retries.fetch_add(1, Ordering::Relaxed);
-            tracing::warn!(source = %metrics.source, error = %err.message, retry_in = ?delay, "export failed; retrying");
-            if !crate::wait::wait(delay, cancel, &|| metrics.tick(system_millis(SystemTime::now()))).await {
-                return Err(DeliverError::Cancelled);
-            }
-        }
+        let parcel =
+            deliver::Parcel { count: batch.records(), what: "records", dead_letter_path: self.dead_letter.path() };
+        deliver::deliver(
+            &self.retry,
+            parcel,
+            metrics,
+            cancel,
+            || self.transport.send(batch),
+            |reason, now_ms| self.dead_letter.write(&metrics.source, reason, now_ms, batch),
+        )
+        .await
     }
 }

@@ -170,7 +170,7 @@ impl ForgeClient {
         if resp.content_length().is_some_and(|n| n > self.max_bytes) {
             return Err(ForgeError::TooLarge { limit: self.max_bytes });
         }
-        self.read_capped(resp, body).await?;
+        read_answer(resp, self.max_bytes, body).await?;
         if status != 200 {
             let mut message = error_message(body);
             if let Some(to) = location.filter(|_| (300..400).contains(&status)) {
@@ -197,23 +197,15 @@ impl ForgeClient {
     pub(crate) fn api_clock_offset_ms(&self) -> Option<i64> {
         self.clock.offset_ms()
     }
+}
 
-    async fn read_capped(&self, mut resp: reqwest::Response, body: &mut Vec<u8>) -> Result<(), ForgeError> {
-        // Sized up front when the length is known (already checked against the cap).
-        body.clear();
-        body.reserve(resp.content_length().unwrap_or(0) as usize);
-        loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    if (body.len() + chunk.len()) as u64 > self.max_bytes {
-                        return Err(ForgeError::TooLarge { limit: self.max_bytes });
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => return Ok(()),
-                Err(e) => return Err(ForgeError::Transport(format!("reading the answer: {}", error_chain(&e)))),
-            }
-        }
+/// An answer's body, at most `max` bytes ([`crate::net::read_capped`]).
+pub(super) async fn read_answer(resp: reqwest::Response, max: u64, body: &mut Vec<u8>) -> Result<(), ForgeError> {
+    let cap = usize::try_from(max).unwrap_or(usize::MAX);
+    match crate::net::read_capped(resp, cap, body).await {
+        crate::net::ReadEnd::Complete => Ok(()),
+        crate::net::ReadEnd::TooLarge => Err(ForgeError::TooLarge { limit: max }),
+        crate::net::ReadEnd::Broken(e) => Err(ForgeError::Transport(format!("reading the answer: {e}"))),
     }
 }
 

@@ -168,23 +168,13 @@ impl MetricsClient {
         parse_answer(&bytes, retry_after)
     }
 
-    async fn read_capped(&self, mut resp: reqwest::Response) -> Result<Vec<u8>, ForgeError> {
+    async fn read_capped(&self, resp: reqwest::Response) -> Result<Vec<u8>, ForgeError> {
         if resp.content_length().is_some_and(|n| n > self.max_bytes) {
             return Err(ForgeError::TooLarge { limit: self.max_bytes });
         }
         let mut body = Vec::new();
-        loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    if (body.len() + chunk.len()) as u64 > self.max_bytes {
-                        return Err(ForgeError::TooLarge { limit: self.max_bytes });
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => return Ok(body),
-                Err(e) => return Err(ForgeError::Transport(format!("reading the answer: {}", error_chain(&e)))),
-            }
-        }
+        super::client::read_answer(resp, self.max_bytes, &mut body).await?;
+        Ok(body)
     }
 }
 

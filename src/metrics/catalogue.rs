@@ -312,6 +312,20 @@ pub(crate) static FAMILIES: &[Family] = &[
             }
         },
     },
+    Family {
+        name: "forge_sidecar_metrics_source_info",
+        kind: Kind::Gauge(Num::Int),
+        help: "1 for each App metrics source, with the budget key of its account (join on app and source).",
+        unit: None,
+        labels: &["app", "source", "account"],
+        read: |s, out| {
+            for m in s.registry.sources() {
+                if let Some(info) = m.metrics_source.get() {
+                    out(&[&m.app, &m.source, &info.account], Value::Int(1));
+                }
+            }
+        },
+    },
     app_gauge!("forge_sidecar_clock_skew_seconds", "Forge API clock minus host clock.", Some("s"), clock_skew_seconds),
     app_gauge!(
         "forge_sidecar_budget_calls_needed_per_minute",

@@ -11,6 +11,8 @@
 
 pub(crate) mod catalogue;
 mod histogram;
+mod metrics_source;
+pub use metrics_source::MetricsSourceInfo;
 pub(crate) mod prometheus;
 
 use std::collections::{BTreeMap, HashMap};
@@ -137,6 +139,8 @@ pub struct SourceMetrics {
     pub(crate) sites: Mutex<HashMap<String, SiteSeen>>,
     /// API calls of the last minute (ms timestamps), for `/status`.
     pub(crate) recent_calls: Mutex<std::collections::VecDeque<i64>>,
+    /// Set for an App metrics source.
+    pub metrics_source: OnceLock<MetricsSourceInfo>,
 }
 
 impl Default for SourceMetrics {
@@ -191,6 +195,7 @@ impl SourceMetrics {
             status: Mutex::default(),
             sites: Mutex::default(),
             recent_calls: Mutex::default(),
+            metrics_source: OnceLock::new(),
         }
     }
 

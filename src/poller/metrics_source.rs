@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::action::{self, Action, Situation};
 use super::budget::Budget;
+use super::carry::{self, Then};
 use super::filter::{self, ReadCounts, Seen};
 use super::plan::{self, Next, Params};
 use super::{Clock, health, ms};
@@ -29,7 +30,7 @@ use crate::export::metrics::MetricsExporter;
 use crate::forge::client::ForgeError;
 use crate::forge::metrics_client::{MAX_WINDOW, MetricsClient, MetricsQuery};
 use crate::metrics::SourceMetrics;
-use crate::progress::{Pass, Progress, Window};
+use crate::progress::{Progress, Window};
 
 /// The pause before a panicked task starts again.
 const RESTART_PAUSE: Duration = Duration::from_secs(5);
@@ -303,9 +304,8 @@ impl MetricsSourceTask {
         }
     }
 
-    /// Carries out an error's action; returns how long to wait.
+    /// Carries out an error's action ([`carry::carry_out`]); returns how long to wait.
     fn carry_out(&mut self, e: &ForgeError, act: Action, progress: &Progress, attempts: &mut u32) -> Option<Duration> {
-        let now = self.shared.clock.now_ms();
         let w = &progress.window;
         let message = format!(
             "metrics source {} window {}..{}: {e}",
@@ -313,50 +313,25 @@ impl MetricsSourceTask {
             crate::timefmt::format_millis(w.start_ms),
             crate::timefmt::format_millis(w.end_ms)
         );
-        health::api_failed(&self.metrics, now, &message, matches!(act, Action::ConfigError { .. }));
-        let name = &self.name;
-        match act {
-            Action::RateLimited { block } => {
-                SourceMetrics::add(&self.metrics.rate_limited, 1);
-                if self.budget.throttle(block) {
-                    tracing::warn!(source = %name, "rate limited while under this process's budget: another client uses this account's metrics limit; lowering our rate");
-                }
-                health::throttled(&self.metrics);
-                tracing::warn!(source = %name, retry_in = ?block, "{message}");
-                None
-            }
-            Action::ConfigError { after } => {
-                tracing::error!(source = %name, retry_in = ?after, "{message}");
-                Some(after)
-            }
-            Action::Retry { after } | Action::RestartGroup { after } => {
-                tracing::warn!(source = %name, attempt = *attempts, retry_in = ?after, "{message}");
-                Some(after)
-            }
-            Action::Replan { after, older_ms, future_ms } => {
-                self.older_margin_ms = (self.older_margin_ms + older_ms).min(86_400_000);
-                self.future_lag_ms = (self.future_lag_ms + future_ms).min(600_000);
-                tracing::error!(source = %name, "{message}; re-planning the window");
-                self.cp.current = None;
-                Some(after)
-            }
-            Action::Bisect { mid_ms } => {
-                *attempts = 0;
-                tracing::warn!(source = %name, "{message}; retrying the window in halves");
-                let window = Window { end_ms: mid_ms, complete: false, ..progress.window };
+        let scene = carry::Scene {
+            name: &self.name,
+            metrics: &self.metrics,
+            budget: &self.budget,
+            cp: &mut self.cp,
+            older_margin_ms: &mut self.older_margin_ms,
+            future_lag_ms: &mut self.future_lag_ms,
+            now_ms: self.shared.clock.now_ms(),
+        };
+        match carry::carry_out(scene, act, w, &message, attempts) {
+            Then::Wait(wait) => wait,
+            // One query is the whole window: reading it again is a retry.
+            Then::RestartGroup(after) => Some(after),
+            Then::Bisect(window) => {
                 self.cp.current = Some(Progress::start(window));
                 None
             }
-            Action::GiveUp => {
-                *attempts = 0;
-                SourceMetrics::add(&self.metrics.gave_up_pages, 1);
-                if w.pass == Pass::First {
-                    let secs = ((w.end_ms - w.start_ms) / 1000).max(1) as u64;
-                    self.cp.gap_seconds_total += secs;
-                    SourceMetrics::add(&self.metrics.gap_seconds, secs);
-                }
-                tracing::error!(source = %name, "{message}; giving up on this stretch (counted as a gap)");
-                self.finish(Window { complete: false, ..progress.window });
+            Then::GiveUp(window) => {
+                self.finish(window);
                 None
             }
         }

@@ -7,6 +7,8 @@
 //! - [`action`]: what a Forge API error means;
 //! - [`filter`]: which records of a page go out (counted dedup);
 //! - [`health`]: a source's state and error flags;
+//! - `carry`: what both kinds of source do once an error's action is
+//!   decided, and the state directory written until it is done;
 //! - [`metrics_source`]: an App metrics source's loop, by the same rules;
 //! - [`source`]: the loop that carries these out, strictly in order:
 //!   fetch a page, convert it ([`crate::convert`]), deliver it
@@ -16,6 +18,7 @@
 
 pub mod action;
 pub mod budget;
+mod carry;
 pub mod filter;
 pub mod health;
 pub mod metrics_source;

@@ -172,3 +172,50 @@ fn the_server_installs_its_readiness_rule_for_the_push() {
     m.update(|st| st.last_poll_ok_ms = Some(NOW - 1000));
     assert_eq!(registry.ready(NOW), Some(true));
 }
+
+#[tokio::test]
+async fn status_shows_each_metrics_source_with_its_account_budget() {
+    let (s, logs) = state();
+    logs.update(|st| st.last_poll_ok_ms = Some(NOW - 1000));
+    let info = crate::metrics::MetricsSourceInfo {
+        environments: vec!["env-a".into(), "env-b".into()],
+        account: "metrics-account-0000abcd".into(),
+        calls_per_period: 5,
+    };
+    let m = s.registry.metrics_source("perf", "0f7c6a1e-2b3c-4d5e-8f90-a1b2c3d4e5f6", info);
+    m.tick(NOW);
+    m.watermark_ms.store(NOW - 90_000, Ordering::Relaxed);
+    m.late_watermark_ms.store(NOW - 600_000, Ordering::Relaxed);
+    SourceMetrics::add(&m.sent, 42);
+    SourceMetrics::add(&m.received, 45);
+    SourceMetrics::add(&m.duplicates, 3);
+    m.update(|st| {
+        st.config_error = true;
+        st.api_failing = true;
+        st.last_api_error = Some(LastError { at_ms: NOW - 5000, message: "QueryError 404 for env-b".into() });
+    });
+    s.registry.set_budget("metrics-account-0000abcd", 0.0, 4.5);
+    let (code, body) = get(&s, "/status").await;
+    assert_eq!(code, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let logs: Vec<&str> = v["sources"].as_array().into_iter().flatten().filter_map(|x| x["source"].as_str()).collect();
+    assert_eq!(logs, vec!["prod"], "a metrics source is listed apart: {body}");
+    let ms = &v["metrics_sources"][0];
+    assert_eq!(ms["source"], "perf");
+    assert_eq!(ms["app"], "0f7c6a1e-2b3c-4d5e-8f90-a1b2c3d4e5f6");
+    assert_eq!(ms["environments"], json!(["env-a", "env-b"]));
+    assert_eq!(ms["lag_seconds"], 90.0);
+    assert_eq!(ms["watermark"], format_millis(NOW - 90_000));
+    assert_eq!(ms["late_watermark"], format_millis(NOW - 600_000));
+    assert_eq!(ms["points"]["delivered"], 42);
+    assert_eq!(ms["points"]["fetched"], 45);
+    assert_eq!(ms["points"]["duplicates_dropped"], 3);
+    assert_eq!(ms["last_api_error"]["message"], "QueryError 404 for env-b");
+    assert_eq!(ms["config_error"], true);
+    assert_eq!(ms["account"]["budget_key"], "metrics-account-0000abcd");
+    assert_eq!(ms["account"]["calls_per_period"], 5);
+    assert_eq!(ms["account"]["effective_rate_per_minute"], 4.5);
+    let not_ready = ms["not_ready"].to_string();
+    assert!(not_ready.contains("configuration error: QueryError 404"), "{not_ready}");
+    assert_eq!(v["ready"], false, "a metrics source's trouble is readiness trouble");
+}

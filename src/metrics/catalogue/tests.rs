@@ -74,3 +74,18 @@ fn privacy_changes_add_up_by_rule() {
         vec![row("drop:arguments", 3), row("mask:email", 4)]
     );
 }
+
+#[test]
+fn metrics_sources_name_their_account() {
+    let r = Registry::default();
+    let _logs = r.source("prod", "app-1");
+    assert!(rows(&r, "forge_sidecar_metrics_source_info").is_empty(), "no row for a log source");
+    let info = crate::metrics::MetricsSourceInfo {
+        environments: vec!["e".into()],
+        account: "metrics-account-1".into(),
+        calls_per_period: 5,
+    };
+    let _m = r.metrics_source("perf", "app-2", info);
+    let want = vec!["app-2".to_string(), "perf".to_string(), "metrics-account-1".to_string()];
+    assert_eq!(rows(&r, "forge_sidecar_metrics_source_info"), vec![(want, Value::Int(1))]);
+}

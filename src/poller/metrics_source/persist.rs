@@ -2,12 +2,11 @@
 //! overwriting, while it cannot be read), the delivered-point journal
 //! appended before anything else moves, and the checkpoint saved.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::super::{health, ms};
+use super::super::{carry, health, ms};
 use super::{MetricsSourceTask, Stop};
 use crate::backoff::Backoff;
 use crate::checkpoint::{Checkpoint, Loaded};
@@ -66,20 +65,12 @@ impl MetricsSourceTask {
         cancel: &CancellationToken,
     ) -> Result<(), Stop> {
         self.appended += entries.len();
-        let entries = Arc::new(entries);
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-        loop {
-            let (store, name, e) = (self.shared.store.clone(), self.name.clone(), entries.clone());
-            let message = match tokio::task::spawn_blocking(move || store.append(&name, &e)).await {
-                Ok(Ok(())) => return Ok(()),
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => e.to_string(),
-            };
-            health::checkpoint_failed(&self.metrics, self.shared.clock.now_ms(), message.clone());
-            tracing::error!(source = %self.name, error = %message, "delivered points not recorded; progress stops until they can be");
-            if !self.sleep(backoff.next_delay(), cancel).await {
-                return Err(Stop::Cancelled);
-            }
+        let (store, name) = (self.shared.store.clone(), self.name.clone());
+        let write = move || store.append(&name, &entries);
+        let what = "delivered points not recorded";
+        match carry::until_written(&self.name, what, &self.metrics, &self.shared.clock, cancel, write).await {
+            true => Ok(()),
+            false => Err(Stop::Cancelled),
         }
     }
 
@@ -87,22 +78,13 @@ impl MetricsSourceTask {
     pub(super) async fn commit(&mut self, cancel: &CancellationToken) -> bool {
         #[cfg(feature = "testkit")]
         crate::testkit::crash_point::before_commit();
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-        loop {
-            let (store, cp) = (self.shared.store.clone(), self.cp.clone());
-            let message = match tokio::task::spawn_blocking(move || store.save(&cp)).await {
-                Ok(Ok(())) => {
-                    self.metrics.update(|s| s.checkpoint_failing = false);
-                    return true;
-                }
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => e.to_string(),
-            };
-            tracing::error!(source = %self.name, error = %message, "checkpoint not saved; progress stops until it can be");
-            health::checkpoint_failed(&self.metrics, self.shared.clock.now_ms(), message);
-            if !self.sleep(backoff.next_delay(), cancel).await {
-                return false;
-            }
+        let (store, cp) = (self.shared.store.clone(), self.cp.clone());
+        let write = move || store.save(&cp);
+        let what = "checkpoint not saved";
+        let saved = carry::until_written(&self.name, what, &self.metrics, &self.shared.clock, cancel, write).await;
+        if saved {
+            self.metrics.update(|s| s.checkpoint_failing = false);
         }
+        saved
     }
 }

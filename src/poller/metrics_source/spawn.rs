@@ -16,28 +16,29 @@ use crate::forge::metrics_client::MetricsClient;
 
 /// Starts a task per metrics source, one client per source (its own
 /// account) and one budget per account; the future ends when they all have.
+/// `metrics_transport` replaces the one the config describes (the demo's console).
 /// A task that panics while the process is not shutting down is reported
 /// and started again after a pause, as log sources are.
 pub fn spawn_sources(
     cfg: &crate::config::Config,
     registry: &Arc<crate::metrics::Registry>,
     clock: Arc<dyn Clock>,
+    metrics_transport: Option<crate::export::metrics::MetricsTransport>,
     cancel: &CancellationToken,
 ) -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     use crate::export::metrics::MetricsTransport;
     let mut set = tokio::task::JoinSet::new();
     if !cfg.metrics_sources.is_empty() {
-        // A metrics-specific endpoint is used as given, as the logs one is.
-        let url = std::env::var("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT").ok().filter(|u| !u.trim().is_empty());
-        let mut exporter = cfg.exporter.clone();
-        if let (Some(u), crate::config::Protocol::Grpc) = (&url, exporter.protocol) {
-            exporter.endpoint = u.trim().to_string();
-        }
-        let transport = MetricsTransport::new(&exporter, url).map_err(|e| anyhow::anyhow!("metrics exporter: {e}"))?;
+        // `OTEL_EXPORTER_OTLP_METRICS_*` over the general variables, as the logs exporter reads its own.
+        let exporter = cfg.metrics_exporter.as_ref().unwrap_or(&cfg.exporter);
+        let transport = match metrics_transport {
+            Some(t) => t,
+            None => MetricsTransport::new(exporter).map_err(|e| anyhow::anyhow!("metrics exporter: {e}"))?,
+        };
         let shared = Arc::new(MetricsShared {
             exporter: MetricsExporter::new(
                 transport,
-                cfg.exporter.retry.clone(),
+                exporter.retry.clone(),
                 &cfg.state.dir,
                 cfg.state.dead_letter_max_bytes,
             ),
@@ -60,7 +61,12 @@ pub fn spawn_sources(
                     Arc::new(Budget::with_memory(&key, CALLS_PER_PERIOD, cfg.forge.rate_period, memory))
                 })
                 .clone();
-            let metrics = registry.source(&s.name, &s.app_id);
+            let info = crate::metrics::MetricsSourceInfo {
+                environments: s.environments.clone(),
+                account: key,
+                calls_per_period: CALLS_PER_PERIOD,
+            };
+            let metrics = registry.metrics_source(&s.name, &s.app_id, info);
             let (source, client, shared, cancel) = (s.clone(), Arc::new(client), shared.clone(), cancel.clone());
             set.spawn(async move {
                 loop {

@@ -4,14 +4,15 @@
 use std::time::Duration;
 
 use super::super::action::Action;
-use super::super::{health, plan};
+use super::super::carry::{self, Then};
+use super::super::plan;
 use super::{EDGE_MS, SourceTask};
 use crate::forge::client::ForgeError;
 use crate::metrics::SourceMetrics;
-use crate::progress::{Pass, Progress, Window};
+use crate::progress::Progress;
 
 impl SourceTask {
-    /// Carries out an error's action; returns how long to wait.
+    /// Carries out an error's action ([`carry::carry_out`]); returns how long to wait.
     pub(super) fn carry_out(
         &mut self,
         e: &ForgeError,
@@ -19,7 +20,6 @@ impl SourceTask {
         progress: &Progress,
         attempts: &mut u32,
     ) -> Option<Duration> {
-        let now = self.host_now();
         let message = format!(
             "source {} window {}..{} page {}: {e}",
             self.source.name,
@@ -27,57 +27,28 @@ impl SourceTask {
             crate::timefmt::format_millis(progress.window.end_ms),
             progress.pages + 1
         );
-        let name = &self.source.name;
-        health::api_failed(&self.metrics, now, &message, matches!(act, Action::ConfigError { .. }));
-        match act {
-            Action::RateLimited { block } => {
-                SourceMetrics::add(&self.metrics.rate_limited, 1);
-                if self.budget.throttle(block) {
-                    tracing::warn!(source = %name, app = %self.source.app_id, effective_rate = self.budget.effective_rate(), "rate limited while under this process's budget: another client is using this app's API limit; lowering our rate");
-                }
-                tracing::warn!(source = %name, retry_in = ?block, "{message}");
-                health::throttled(&self.metrics);
-                None
-            }
-            Action::ConfigError { after } => {
-                tracing::error!(source = %name, retry_in = ?after, "{message}");
-                Some(after)
-            }
-            Action::Retry { after } => {
-                tracing::warn!(source = %name, attempt = *attempts, retry_in = ?after, "{message}");
-                Some(after)
-            }
-            Action::RestartGroup { after } => {
-                tracing::warn!(source = %name, "{message}; reading this window again from its first page");
+        let scene = carry::Scene {
+            name: &self.source.name,
+            metrics: &self.metrics,
+            budget: &self.budget,
+            cp: &mut self.cp,
+            older_margin_ms: &mut self.older_margin_ms,
+            future_lag_ms: &mut self.future_lag_ms,
+            now_ms: self.shared.clock.now_ms(),
+        };
+        match carry::carry_out(scene, act, &progress.window, &message, attempts) {
+            Then::Wait(wait) => wait,
+            Then::RestartGroup(after) => {
                 self.cp.current = Some(Progress { cursor: None, pages: 0, ..progress.clone() });
                 self.start_read();
                 Some(after)
             }
-            Action::Replan { after, older_ms, future_ms } => {
-                self.older_margin_ms = (self.older_margin_ms + older_ms).min(86_400_000);
-                self.future_lag_ms = (self.future_lag_ms + future_ms).min(600_000);
-                tracing::error!(source = %name, older_margin_ms = self.older_margin_ms, future_lag_ms = self.future_lag_ms, "{message}; re-planning the window");
-                self.cp.current = None;
-                Some(after)
-            }
-            Action::Bisect { mid_ms } => {
-                *attempts = 0;
-                tracing::warn!(source = %name, "{message}; retrying the window in halves");
-                let window = Window { end_ms: mid_ms, complete: false, ..progress.window };
+            Then::Bisect(window) => {
                 self.cp.current = Some(Progress { window, cursor: None, pages: 0, ..progress.clone() });
                 self.start_read();
                 None
             }
-            Action::GiveUp => {
-                *attempts = 0;
-                SourceMetrics::add(&self.metrics.gave_up_pages, 1);
-                if progress.window.pass == Pass::First {
-                    let secs = ((progress.window.end_ms - progress.window.start_ms) / 1000).max(1) as u64;
-                    self.cp.gap_seconds_total += secs;
-                    SourceMetrics::add(&self.metrics.gap_seconds, secs);
-                }
-                tracing::error!(source = %name, "{message}; giving up on this stretch (counted as a gap)");
-                let window = Window { complete: false, ..progress.window };
+            Then::GiveUp(window) => {
                 self.finish_group(Progress { window, ..progress.clone() });
                 None
             }

@@ -8,9 +8,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::super::filter::{self, Seen};
-use super::super::{health, plan};
+use super::super::{carry, health, plan};
 use super::{MAX_DELIVERED, MAX_EMPTY_PAGES, MAX_LOOP_RESTARTS, PageError, SourceTask};
-use crate::backoff::Backoff;
 use crate::convert::{self, Decoded, Record};
 use crate::export::DeliverError;
 use crate::metrics::{LastError, SourceMetrics};
@@ -180,22 +179,10 @@ impl SourceTask {
             return true;
         }
         self.appended += entries.len();
-        let entries = std::sync::Arc::new(entries);
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-        loop {
-            let (store, name, e) = (self.shared.store.clone(), self.source.name.clone(), entries.clone());
-            let result = tokio::task::spawn_blocking(move || store.append(&name, &e)).await;
-            let message = match result {
-                Ok(Ok(())) => return true,
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => e.to_string(),
-            };
-            health::checkpoint_failed(&self.metrics, self.host_now(), message.clone());
-            tracing::error!(source = %self.source.name, error = %message, "delivered records not recorded; progress stops until they can be");
-            if !self.sleep(backoff.next_delay(), cancel).await {
-                return false;
-            }
-        }
+        let (store, name) = (self.shared.store.clone(), self.source.name.clone());
+        let what = "delivered records not recorded";
+        let write = move || store.append(&name, &entries);
+        carry::until_written(&self.source.name, what, &self.metrics, &self.shared.clock, cancel, write).await
     }
 
     /// Saves the checkpoint, retrying until it is on disk. False when
@@ -203,23 +190,20 @@ impl SourceTask {
     pub(super) async fn commit(&mut self, cancel: &CancellationToken) -> bool {
         #[cfg(feature = "testkit")]
         crate::testkit::crash_point::before_commit();
-        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-        loop {
-            let (store, cp) = (self.shared.store.clone(), self.cp.clone());
-            let result = tokio::task::spawn_blocking(move || store.save(&cp)).await;
-            let message = match result {
-                Ok(Ok(())) => {
-                    self.metrics.update(|s| s.checkpoint_failing = false);
-                    return true;
-                }
-                Ok(Err(e)) => e.to_string(),
-                Err(e) => e.to_string(),
-            };
-            tracing::error!(source = %self.source.name, error = %message, "checkpoint not saved; progress stops until it can be");
-            health::checkpoint_failed(&self.metrics, self.host_now(), message);
-            if !self.sleep(backoff.next_delay(), cancel).await {
-                return false;
-            }
+        let (store, cp) = (self.shared.store.clone(), self.cp.clone());
+        let write = move || store.save(&cp);
+        let saved = carry::until_written(
+            &self.source.name,
+            "checkpoint not saved",
+            &self.metrics,
+            &self.shared.clock,
+            cancel,
+            write,
+        )
+        .await;
+        if saved {
+            self.metrics.update(|s| s.checkpoint_failing = false);
         }
+        saved
     }
 }
