@@ -52,15 +52,12 @@ pub fn filter(
 ) -> Filtered {
     let mut out = Filtered::default();
     for (i, r) in page.into_iter().enumerate() {
-        let timed = r.time_unix_nano > 0 && r.time_unix_nano <= i64::MAX as u64;
-        let ts = if timed { r.time_unix_nano as i64 } else { start_ns };
-        // Edge records belong to exactly one window, whatever the API does at either end.
-        if ts < start_ns || ts >= end_ns {
+        let Some(key) = key(r, start_ns, end_ns) else {
             out.outside += 1;
             continue;
-        }
+        };
+        let ts = key.0;
         out.received += 1;
-        let key = (ts, r.fingerprint);
         let copy = read.entry(key).or_insert(0);
         *copy += 1;
         if *copy <= delivered(ts, r.fingerprint) {
@@ -71,6 +68,31 @@ pub fn filter(
         out.raise.push((ts, r.fingerprint, *copy));
     }
     out
+}
+
+/// A record's key in the window `[start_ns, end_ns)`, or `None` when it
+/// lies outside. Edge records belong to exactly one window, whatever the
+/// API does at either end.
+fn key(r: Seen, start_ns: i64, end_ns: i64) -> Option<(i64, u64)> {
+    let timed = r.time_unix_nano > 0 && r.time_unix_nano <= i64::MAX as u64;
+    let ts = if timed { r.time_unix_nano as i64 } else { start_ns };
+    (start_ns..end_ns).contains(&ts).then_some((ts, r.fingerprint))
+}
+
+/// Takes a page that [`filter`] counted back out of the read: the page was
+/// not delivered whole and is fetched again with the same cursor, so its
+/// copies must count as unseen, or the second fetch would number them
+/// after the first and send again what the first already delivered.
+pub fn unread(page: impl IntoIterator<Item = Seen>, start_ns: i64, end_ns: i64, read: &mut ReadCounts) {
+    for r in page {
+        let Some(k) = key(r, start_ns, end_ns) else { continue };
+        if let Some(copy) = read.get_mut(&k) {
+            *copy = copy.saturating_sub(1);
+            if *copy == 0 {
+                read.remove(&k);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -128,6 +150,26 @@ mod tests {
         let f2 = filter([rec(150, 9)], 100, 200, delivered, &mut read);
         assert_eq!(f2.deliver, vec![0], "the twin on the next page is the second copy");
         assert_eq!(f2.raise, vec![(150, 9, 2)]);
+    }
+
+    #[test]
+    fn a_page_fetched_again_after_a_partial_delivery_sends_only_the_rest() {
+        // The first request of a page went out (its counts recorded), the
+        // second did not; the same page comes again with the same cursor.
+        let mut delivered: HashMap<(i64, u64), u32> = HashMap::new();
+        let mut read = ReadCounts::new();
+        read.insert((105, 1), 1); // an earlier page of the same read
+        let page = [rec(110, 1), rec(120, 2), rec(120, 2), rec(130, 3), rec(99, 4)];
+        let look = |d: &HashMap<(i64, u64), u32>, t, fp| d.get(&(t, fp)).copied().unwrap_or(0);
+        let f = filter(page, 100, 200, |t, fp| look(&delivered, t, fp), &mut read);
+        for &(t, fp, n) in f.raise.get(..2).unwrap() {
+            delivered.insert((t, fp), n);
+        }
+        unread(page, 100, 200, &mut read);
+        assert_eq!(read, [((105, 1), 1)].into_iter().collect::<ReadCounts>(), "back to before the page");
+        let f = filter(page, 100, 200, |t, fp| look(&delivered, t, fp), &mut read);
+        assert_eq!((f.deliver, f.duplicates), (vec![2, 3], 2), "the accepted request's records are not sent again");
+        assert_eq!(f.raise, vec![(120, 2, 2), (130, 3, 1)]);
     }
 
     #[test]
