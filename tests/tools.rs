@@ -290,14 +290,14 @@ async fn reset_is_refused_while_running_names_what_it_drops_and_asks_for_yes() {
     let cfg = write_config(dir.path(), &text);
     let store = forge_otel_sidecar::checkpoint::Store::new(&state);
     let small = store.path("prod");
+    let journal = small.with_extension("journal");
     let app = start(config(&text)).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while rx.record_count() == 0 || !small.exists() {
-        assert!(std::time::Instant::now() < deadline, "no checkpoint written");
+    // Records acknowledged, their counts journalled and a checkpoint saved.
+    while rx.record_count() == 0 || !small.exists() || !journal.exists() {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint and journal written");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let journal = small.with_extension("journal");
-    assert!(journal.exists(), "delivered counts are journalled");
 
     // The sidecar holds the state directory: refused, nothing touched.
     let o = run(args(&["reset", "prod", "-c", &cfg, "--yes"])).await;
