@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """End-to-end benchmark: simulator → sidecar → rotel (blackhole exporter),
 against the documented cron-style setup on the same pages; plus memory,
-backfill pacing and freshness. Prints markdown tables for docs/BENCHMARKS.md.
+backfill pacing, freshness and a busy app's steady state (CPU per record
+against the backfill's, checkpoint bytes per page, peak RSS). Prints markdown tables for docs/BENCHMARKS.md.
 
-Usage: python3 scripts/bench-e2e.py [--records 100000] [--skip-build]
+Usage: python3 scripts/bench-e2e.py [--records 100000] [--skip-build] [--only PART] [--profile]
 Everything runs on loopback and stops by itself."""
 import argparse
 import json
@@ -19,7 +20,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "forge-otel-sidecar")
-ROTEL = os.path.join(ROOT, ".tools", "rotel", "rotel", "rotel-agent")
+ROTEL = os.environ.get("ROTEL_AGENT") or os.path.join(ROOT, ".tools", "rotel", "rotel", "rotel-agent")
 TICK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -32,7 +33,7 @@ def port():
     return p
 
 
-def wait_port(p, limit=15):
+def wait_port(p, limit=60):
     end = time.time() + limit
     while time.time() < end:
         try:
@@ -186,6 +187,58 @@ def throughput(args, tmp):
                 c_peak=c_peak, d_sent=d_sent, d_wall=d_wall, d_usage=usage, dc_cpu=dc_cpu, dc_peak=dc_peak)
 
 
+def proc_io(pid):
+    return {k: int(v) for k, v in (line.split(": ") for line in open(f"/proc/{pid}/io"))}
+
+
+def journal_bytes(state):
+    return sum(os.path.getsize(os.path.join(state, f)) for f in os.listdir(state) if f.endswith(".journal"))
+
+
+def steady(tmp, warmup=150, span=180, profile=False):
+    """A busy app in steady state: a live stream of 300 records/s, 1,000-record pages,
+    late_arrival 2m (the second pass reads every stretch again 2 minutes later), interval 1s,
+    no rate limit. Measured over `span` seconds once the second pass is re-reading."""
+    sim, sp = simulator(["--history", "0s", "--records-per-second", "300", "--page-size", "1000"], tmp)
+    col, g, h = rotel(tmp)
+    poll = "  interval: 1s\n  settle_delay: 1s\n  late_arrival: 2m\n  initial_lookback: 10s"
+    side, port_ = sidecar(tmp, sp, f"http://127.0.0.1:{g}", "grpc", poll, name="steady",
+                          budget="requests_per_minute: 10000")
+    state = os.path.join(tmp, "state-steady")
+    time.sleep(warmup)
+    late_lag = metric(port_, "forge_sidecar_late_watermark_lag_seconds")
+    names = ["forge_sidecar_sent_log_records_total", "forge_sidecar_pages_total",
+             "forge_sidecar_duplicate_log_records_total", "forge_sidecar_received_log_records_total"]
+    before = ({n: metric(port_, n) for n in names}, cpu_seconds(side.p.pid), proc_io(side.p.pid), journal_bytes(state),
+              time.time())
+    perf = None
+    if profile:
+        perf = subprocess.Popen(["perf", "record", "-F", "499", "-e", "cpu-clock", "-g", "-p", str(side.p.pid),
+                                 "-o", os.path.join(tmp, "steady.perf")],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(span)
+    after = ({n: metric(port_, n) for n in names}, cpu_seconds(side.p.pid), proc_io(side.p.pid), journal_bytes(state),
+             time.time())
+    if perf:
+        perf.send_signal(signal.SIGINT)
+        perf.wait(60)
+    peak = rss(side.p.pid, "VmHWM")
+    late_lag_end = metric(port_, "forge_sidecar_late_watermark_lag_seconds")
+    side.stop()
+    col.stop()
+    sim.stop()
+    d = {n: after[0][n] - before[0][n] for n in names}
+    report = None
+    if perf:
+        report = subprocess.run(["perf", "report", "-i", os.path.join(tmp, "steady.perf"), "--no-children",
+                                 "--stdio", "--percent-limit", "1.5", "-g", "none", "--sort", "symbol"],
+                                capture_output=True, text=True).stdout
+    return dict(sent=d[names[0]], pages=d[names[1]], dups=d[names[2]], received=d[names[3]], cpu=after[1] - before[1],
+                write_bytes=after[2]["write_bytes"] - before[2]["write_bytes"],
+                syscw=after[2]["syscw"] - before[2]["syscw"], journal=after[3] - before[3], wall=after[4] - before[4],
+                peak=peak, late_lag=late_lag, late_lag_end=late_lag_end, profile=report)
+
+
 def memory(tmp):
     """Peak RSS with 10 MB pages; RSS while the collector is down."""
     sim, sp = simulator(["--history", "1200s", "--records-per-second", "10", "--page-size", "1000",
@@ -291,15 +344,20 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=100_000)
     ap.add_argument("--skip-build", action="store_true")
-    ap.add_argument("--only", choices=["throughput", "memory", "pacing", "freshness"])
+    ap.add_argument("--only", choices=["throughput", "memory", "pacing", "freshness", "steady"],
+                    help="one part; steady runs the throughput (backfill) part too, for its comparison")
+    ap.add_argument("--steady-span", type=int, default=180, help="seconds of steady state measured")
+    ap.add_argument("--profile", action="store_true", help="perf-record the sidecar during the steady state")
     ap.add_argument("--protocol", choices=["grpc", "http/protobuf"], default="grpc",
                     help="how the sidecar sends to the collector in the throughput run")
     args = ap.parse_args()
     if not args.skip_build:
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    subprocess.run(["bash", os.path.join(ROOT, "scripts", "install-test-tools.sh")], check=True)
+    if not os.access(ROTEL, os.X_OK):
+        subprocess.run(["bash", os.path.join(ROOT, "scripts", "install-test-tools.sh")], check=True)
     with tempfile.TemporaryDirectory() as tmp:
-        if args.only in (None, "throughput"):
+        backfill_us = None
+        if args.only in (None, "throughput", "steady"):
             r = throughput(args, tmp)
             n, dn = r["sent"], max(r["d_sent"], 1)
             d_cpu = r["d_usage"].ru_utime + r["d_usage"].ru_stime
@@ -313,6 +371,21 @@ def main():
             print(f"| forge-otel-sidecar → rotel ({how}) | {r['wall']:.1f} | {n / r['wall']:.0f} | {us(r['s_cpu'], n):.2f} | {us(r['c_cpu'], n):.2f} | {side_total:.2f} | {r['s_peak'] / 2**20:.1f} MiB | {r['c_peak'] / 2**20:.1f} MiB |")
             print(f"| documented job (Python) → rotel (HTTP JSON) | {r['d_wall']:.1f} | {dn / r['d_wall']:.0f} | {us(d_cpu, dn):.2f} | {us(r['dc_cpu'], dn):.2f} | {doc_total:.2f} | {r['d_usage'].ru_maxrss / 1024:.1f} MiB | {r['dc_peak'] / 2**20:.1f} MiB |")
             print(f"\nTotal CPU per record, documented ÷ sidecar: {doc_total / side_total:.1f}×; sidecar steady-state RSS after catching up: {r['s_steady'] / 2**20:.1f} MiB")
+            backfill_us = us(r["s_cpu"], n)
+        if args.only in (None, "steady"):
+            st = steady(tmp, span=args.steady_span, profile=args.profile)
+            per = st["cpu"] * 1e6 / max(st["sent"], 1)
+            pages = max(st["pages"], 1)
+            print(f"\n## Steady state: 300 records/s live, late_arrival 2m, interval 1s, {st['wall']:.0f} s measured\n")
+            print("| records sent | pages read | duplicates dropped | sidecar CPU µs/record | ÷ backfill | disk write_bytes per page | journal growth per page | write syscalls per page | peak RSS |")
+            print("|---|---|---|---|---|---|---|---|---|")
+            ratio = f"{per / backfill_us:.2f}×" if backfill_us else "-"
+            print(f"| {st['sent']:.0f} ({st['sent'] / st['wall']:.0f}/s) | {st['pages']:.0f} | {st['dups']:.0f} | {per:.2f} | {ratio} | {st['write_bytes'] / pages:.0f} B | {st['journal'] / pages:.0f} B | {st['syscw'] / pages:.1f} | {st['peak'] / 2**20:.1f} MiB |")
+            print(f"\nsecond pass: late watermark lag {st['late_lag']:.0f} s at the start, {st['late_lag_end']:.0f} s at the end; "
+                  f"backfill CPU {backfill_us:.2f} µs/record" if backfill_us else "")
+            if st["profile"]:
+                print("\nperf (cpu-clock, 499 Hz, self time by symbol):\n")
+                print("\n".join(l for l in st["profile"].splitlines() if l.strip() and not l.startswith("#")))
         if args.only in (None, "memory"):
             m = memory(tmp)
             print("\n## Memory\n")

@@ -1,5 +1,5 @@
 //! The command line: `run`, `check-config`, `dead-letter`, `fetch`, `backfill`,
-//! `import-audit`, `simulate`, `demo`, `healthcheck`, `completions`, `man-page`.
+//! `import-audit`, `reset`, `simulate`, `demo`, `healthcheck`, `completions`, `man-page`.
 //! Each command's work lives in the library (`tools` for the support commands).
 
 use std::path::PathBuf;
@@ -68,6 +68,9 @@ enum Command {
     /// Import the developer console's audit log CSV through the configured exporter.
     #[command(after_help = forge_otel_sidecar::tools::audit::HELP)]
     ImportAudit(forge_otel_sidecar::tools::audit::ImportAuditArgs),
+    /// Start a source afresh: delete its checkpoint and delivered-record journal (asks first).
+    #[command(after_help = forge_otel_sidecar::tools::reset::HELP)]
+    Reset(forge_otel_sidecar::tools::reset::ResetArgs),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     #[command(
         after_help = "Example:\n  forge-otel-sidecar completions bash > /etc/bash_completion.d/forge-otel-sidecar"
@@ -256,6 +259,7 @@ fn main() -> ExitCode {
         Command::Fetch(args) => forge_otel_sidecar::tools::cli::fetch(&args),
         Command::Backfill(args) => forge_otel_sidecar::tools::cli::backfill(&args),
         Command::ImportAudit(args) => forge_otel_sidecar::tools::cli::import_audit(&args),
+        Command::Reset(args) => forge_otel_sidecar::tools::cli::reset(&args),
         Command::Completions { shell } => {
             // Into memory first: the generator panics on a failed write (a closed pipe).
             let mut script = Vec::new();

@@ -1,6 +1,7 @@
 //! TEST-PLAN scenarios on the delivery side (E*): a collector that is
 //! down, slow to accept, refusing, partially accepting, or smaller than a
-//! page. E1 and E5 use the real collector; E2 to E4 script the answers of
+//! page, or refusing part of a page with the dead-letter file full. E1 and
+//! E5 use the real collector; E2 to E4 and E6 to E8 script the answers of
 //! the in-process receiver (rotel cannot be told to fail).
 
 mod common;
@@ -223,6 +224,42 @@ async fn e6_e7_redirects_and_html_answers_acknowledge_nothing() {
         pass,
         note: format!("{} records; {retries} retries after HTML answers", t.received),
         ..w.row("E7", "collector answers 200 with an HTML body (3 times)", &t)
+    }
+    .check();
+    s.proc.terminate(Duration::from_secs(10));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e8_a_page_half_delivered_then_stuck_is_not_sent_twice() {
+    // Requests of at most 1 KiB: every page takes many. The collector takes
+    // the first and refuses the second for good; the dead-letter file is
+    // full, so the page cannot be completed and is fetched again later
+    // (poll.config_error_retry) with the same cursor.
+    let Some(w) = World::new(sim(600), false).await else { return };
+    w.rx.fail_next([Failure::Partial { rejected: 0 }, Failure::Http { status: 400, retry_after: None }]);
+    let state = w.state_dir();
+    let config = w.config("api_token: ${env:FORGE_API_TOKEN}", "", "  max_request_bytes: 1KiB", "").replace(
+        &format!("state:\n  dir: {}\n", state.display()),
+        &format!("state:\n  dir: {}\n  dead_letter_max_size: 1000\n", state.display()),
+    );
+    assert!(config.contains("dead_letter_max_size: 1000"), "{config}");
+    let mut s = w.start(&config, &[]);
+    let t = w.wait_all(Duration::from_secs(90)).await;
+    let log = s.proc.text();
+    let stuck = log.matches("cannot move past this page").count();
+    let full = log.contains("is full");
+    let accepted = w.rx.request_sizes().len();
+    let dead = s.metric("forge_sidecar_dead_lettered_log_records_total").await;
+    let lettered = std::fs::metadata(state.join("dead-letter.jsonl")).map(|m| m.len()).unwrap_or(0);
+    let pass = t.lost == 0 && t.dups == 0 && stuck >= 1 && full && dead == 0.0 && lettered == 0 && accepted >= 3;
+    Row {
+        pass,
+        note: format!(
+            "{} records in {accepted} accepted requests of ≤ 1 KiB; the page's 2nd request refused (400) with the \
+             dead-letter file full: stuck {stuck}×, page fetched again, its accepted 1st request not resent",
+            t.received
+        ),
+        ..w.row("E8", "a page's 2nd request refused for good, dead-letter file full", &t)
     }
     .check();
     s.proc.terminate(Duration::from_secs(10));

@@ -1,7 +1,8 @@
 //! The support commands run as the built binary against the in-process
 //! simulator and OTLP receiver: `fetch` (content, both JSON forms, the
 //! 14-day limit, plain progress lines), `backfill` (once, resumed after a
-//! kill) and `import-audit` (good rows once, even imported twice).
+//! kill), `import-audit` (good rows once, even imported twice) and `reset`
+//! (refused while a sidecar runs, names what it drops, asks for --yes).
 
 // Tests may unwrap: a failure is a test failure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -14,7 +15,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime};
 
 use common::*;
-use forge_otel_sidecar::simulator::SimHandle;
+use forge_otel_sidecar::simulator::{SimConfig, SimHandle};
 use forge_otel_sidecar::timefmt::{format_millis, system_millis};
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 
@@ -261,11 +262,12 @@ async fn completions_man_page_and_help_examples() {
     let o = run(args(&["completions", "bash"])).await;
     assert_eq!(o.status.code(), Some(0));
     let script = String::from_utf8_lossy(&o.stdout);
-    assert!(script.contains("import-audit") && script.contains("backfill"));
+    assert!(script.contains("import-audit") && script.contains("backfill") && script.contains("reset"));
     let o = run(args(&["man-page"])).await;
     assert_eq!(o.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&o.stdout).contains(".TH"));
-    for cmd in ["run", "check-config", "fetch", "backfill", "import-audit", "simulate", "demo", "healthcheck"] {
+    for cmd in ["run", "check-config", "fetch", "backfill", "import-audit", "reset", "simulate", "demo", "healthcheck"]
+    {
         let o = run(args(&[cmd, "--help"])).await;
         assert_eq!(o.status.code(), Some(0), "{cmd}");
         assert!(String::from_utf8_lossy(&o.stdout).contains("Example"), "{cmd} --help has an example");
@@ -327,4 +329,72 @@ async fn demo_prints_a_metrics_line_per_minute() {
     let mut distinct = minutes.clone();
     distinct.dedup();
     assert_eq!(distinct, minutes, "one line per minute");
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reset_is_refused_while_running_names_what_it_drops_and_asks_for_yes() {
+    let sim = sim(SimConfig { history: Duration::from_secs(600), ..fast_sim() }).await;
+    let rx = receiver().await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let text = sidecar_yaml(&sim, &rx, &state, "");
+    let cfg = write_config(dir.path(), &text);
+    let store = forge_otel_sidecar::checkpoint::Store::new(&state);
+    let small = store.path("prod");
+    let journal = small.with_extension("journal");
+    let app = start(config(&text)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // Records acknowledged, their counts journalled and a checkpoint saved.
+    while rx.record_count() == 0 || !small.exists() || !journal.exists() {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint and journal written");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // The sidecar holds the state directory: refused, nothing touched.
+    let o = run(args(&["reset", "prod", "-c", &cfg, "--yes"])).await;
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("in use by another forge-otel-sidecar"), "{}", stderr(&o));
+    assert!(small.exists() && journal.exists());
+    app.shutdown(Duration::from_secs(10)).await;
+
+    let o = run(args(&["reset", "nope", "-c", &cfg, "--yes"])).await;
+    assert_eq!(o.status.code(), Some(2), "unknown source");
+    assert!(stderr(&o).contains("unknown source `nope`; the config's sources: prod"), "{}", stderr(&o));
+
+    // No terminal and no --yes: says what it would throw away, changes nothing.
+    let o = run(args(&["reset", "prod", "-c", &cfg])).await;
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let told = stdout(&o);
+    for what in
+        ["watermark 20", "late watermark 20", "gap total 0 s", "delivered-record counts", "Reset throws these away"]
+    {
+        assert!(told.contains(what), "names {what:?}: {told}");
+    }
+    assert!(told.contains(&small.display().to_string()) && told.contains(&journal.display().to_string()), "{told}");
+    assert!(stderr(&o).contains("pass --yes"), "{}", stderr(&o));
+    assert!(small.exists() && journal.exists());
+
+    let o = run(args(&["reset", "prod", "-c", &cfg, "--yes"])).await;
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("source prod reset"), "{}", stdout(&o));
+    assert!(!small.exists() && !journal.exists());
+    let o = run(args(&["reset", "prod", "-c", &cfg, "--yes"])).await;
+    assert_eq!(o.status.code(), Some(0));
+    assert!(stdout(&o).contains("nothing to reset"), "{}", stdout(&o));
+
+    // The next start is a first start: everything is delivered again.
+    let before = rx.record_count();
+    let app = start(config(&text)).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while rx.record_count() < 2 * before {
+        assert!(std::time::Instant::now() < deadline, "not started afresh: {} of {}", rx.record_count(), 2 * before);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.shutdown(Duration::from_secs(10)).await;
+    sim.stop().await;
+    rx.stop().await;
 }

@@ -36,6 +36,7 @@
 
 mod delivered;
 mod files;
+mod inspect;
 mod journal;
 mod legacy;
 mod lock;
@@ -47,6 +48,7 @@ use std::path::{Path, PathBuf};
 pub use crate::progress::{Pass, Progress, Window};
 pub use delivered::{Delivered, FingerprintHasher};
 pub use files::{create_private_dir, open_private};
+pub use inspect::{Marks, Stored};
 pub use journal::ENTRY_LEN;
 pub use lock::DirLock;
 pub use marks::{Checkpoint, VERSION};

@@ -10,6 +10,9 @@
 //! passes, restarts and cursor loops.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+
+use crate::checkpoint::FingerprintHasher;
 
 /// A record as the filter sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,8 +24,10 @@ pub struct Seen {
 
 /// The copies of each record seen so far in one read of one site group of
 /// a window, keyed like the delivered counts. Starts empty whenever the
-/// read starts again from a first page.
-pub(crate) type ReadCounts = HashMap<(i64, u64), u32>;
+/// read starts again from a first page. Hashed by the fingerprint alone (it
+/// is a hash already): SipHash over every key was the filter's main cost
+/// when a second read finds nearly every record delivered.
+pub(crate) type ReadCounts = HashMap<(i64, u64), u32, BuildHasherDefault<FingerprintHasher>>;
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Filtered {
@@ -52,15 +57,12 @@ pub fn filter(
 ) -> Filtered {
     let mut out = Filtered::default();
     for (i, r) in page.into_iter().enumerate() {
-        let timed = r.time_unix_nano > 0 && r.time_unix_nano <= i64::MAX as u64;
-        let ts = if timed { r.time_unix_nano as i64 } else { start_ns };
-        // Edge records belong to exactly one window, whatever the API does at either end.
-        if ts < start_ns || ts >= end_ns {
+        let Some(key) = key(r, start_ns, end_ns) else {
             out.outside += 1;
             continue;
-        }
+        };
+        let ts = key.0;
         out.received += 1;
-        let key = (ts, r.fingerprint);
         let copy = read.entry(key).or_insert(0);
         *copy += 1;
         if *copy <= delivered(ts, r.fingerprint) {
@@ -71,6 +73,31 @@ pub fn filter(
         out.raise.push((ts, r.fingerprint, *copy));
     }
     out
+}
+
+/// A record's key in the window `[start_ns, end_ns)`, or `None` when it
+/// lies outside. Edge records belong to exactly one window, whatever the
+/// API does at either end.
+fn key(r: Seen, start_ns: i64, end_ns: i64) -> Option<(i64, u64)> {
+    let timed = r.time_unix_nano > 0 && r.time_unix_nano <= i64::MAX as u64;
+    let ts = if timed { r.time_unix_nano as i64 } else { start_ns };
+    (start_ns..end_ns).contains(&ts).then_some((ts, r.fingerprint))
+}
+
+/// Takes a page that [`filter`] counted back out of the read: the page was
+/// not delivered whole and is fetched again with the same cursor, so its
+/// copies must count as unseen, or the second fetch would number them
+/// after the first and send again what the first already delivered.
+pub fn unread(page: impl IntoIterator<Item = Seen>, start_ns: i64, end_ns: i64, read: &mut ReadCounts) {
+    for r in page {
+        let Some(k) = key(r, start_ns, end_ns) else { continue };
+        if let Some(copy) = read.get_mut(&k) {
+            *copy = copy.saturating_sub(1);
+            if *copy == 0 {
+                read.remove(&k);
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -88,7 +115,7 @@ mod tests {
     #[test]
     fn keeps_exactly_the_window() {
         let page = [rec(99, 1), rec(100, 2), rec(150, 3), rec(199, 4), rec(200, 5), rec(0, 6), rec(u64::MAX, 7)];
-        let f = filter(page, 100, 200, none, &mut ReadCounts::new());
+        let f = filter(page, 100, 200, none, &mut ReadCounts::default());
         assert_eq!(f.deliver, vec![1, 2, 3, 5, 6], "start kept, end left to the next window, untimed kept");
         assert_eq!((f.received, f.outside, f.duplicates), (5, 2, 0));
         assert_eq!(f.raise[3], (100, 6, 1), "untimed records are keyed at the window's start");
@@ -100,7 +127,7 @@ mod tests {
         // Two identical records in one page; then the second read of the
         // stretch finds a third, late copy.
         let mut delivered: HashMap<(i64, u64), u32> = HashMap::new();
-        let mut read = ReadCounts::new();
+        let mut read = ReadCounts::default();
         let f = filter(
             [rec(150, 9), rec(150, 9)],
             100,
@@ -113,7 +140,7 @@ mod tests {
         for (t, fp, n) in f.raise {
             delivered.insert((t, fp), n);
         }
-        let mut second = ReadCounts::new();
+        let mut second = ReadCounts::default();
         let look = |t, fp| delivered.get(&(t, fp)).copied().unwrap_or(0);
         let f = filter([rec(150, 9), rec(150, 9), rec(150, 9)], 100, 200, look, &mut second);
         assert_eq!((f.deliver, f.duplicates), (vec![2], 2), "only the third copy is new");
@@ -121,7 +148,7 @@ mod tests {
 
     #[test]
     fn counts_carry_across_the_pages_of_one_read() {
-        let mut read = ReadCounts::new();
+        let mut read = ReadCounts::default();
         let delivered = |_, _| 1; // one copy went out before (say, before a crash)
         let f1 = filter([rec(150, 9)], 100, 200, delivered, &mut read);
         assert!(f1.deliver.is_empty());
@@ -131,12 +158,32 @@ mod tests {
     }
 
     #[test]
+    fn a_page_fetched_again_after_a_partial_delivery_sends_only_the_rest() {
+        // The first request of a page went out (its counts recorded), the
+        // second did not; the same page comes again with the same cursor.
+        let mut delivered: HashMap<(i64, u64), u32> = HashMap::new();
+        let mut read = ReadCounts::default();
+        read.insert((105, 1), 1); // an earlier page of the same read
+        let page = [rec(110, 1), rec(120, 2), rec(120, 2), rec(130, 3), rec(99, 4)];
+        let look = |d: &HashMap<(i64, u64), u32>, t, fp| d.get(&(t, fp)).copied().unwrap_or(0);
+        let f = filter(page, 100, 200, |t, fp| look(&delivered, t, fp), &mut read);
+        for &(t, fp, n) in f.raise.get(..2).unwrap() {
+            delivered.insert((t, fp), n);
+        }
+        unread(page, 100, 200, &mut read);
+        assert_eq!(read, [((105, 1), 1)].into_iter().collect::<ReadCounts>(), "back to before the page");
+        let f = filter(page, 100, 200, |t, fp| look(&delivered, t, fp), &mut read);
+        assert_eq!((f.deliver, f.duplicates), (vec![2, 3], 2), "the accepted request's records are not sent again");
+        assert_eq!(f.raise, vec![(120, 2, 2), (130, 3, 1)]);
+    }
+
+    #[test]
     fn a_read_started_again_recognises_what_went() {
         // Read again from its first page (expired cursor, cursor loop,
         // restart): everything delivered before is a duplicate, new is new.
         let delivered: HashMap<(i64, u64), u32> = [((110, 1), 1), ((120, 2), 1)].into_iter().collect();
         let look = |t, fp| delivered.get(&(t, fp)).copied().unwrap_or(0);
-        let f = filter([rec(120, 2), rec(110, 1), rec(130, 3)], 100, 200, look, &mut ReadCounts::new());
+        let f = filter([rec(120, 2), rec(110, 1), rec(130, 3)], 100, 200, look, &mut ReadCounts::default());
         assert_eq!((f.deliver, f.duplicates), (vec![2], 2), "any order");
     }
 }

@@ -245,7 +245,7 @@ impl MetricsSourceTask {
         let (start_ns, end_ns) = (w.start_ms.saturating_mul(1_000_000), w.end_ms.saturating_mul(1_000_000));
         let seen = answer.keys().iter().map(|k| Seen { time_unix_nano: k.time_unix_nano, fingerprint: k.fingerprint });
         let delivered = &self.delivered;
-        let mut read = ReadCounts::new();
+        let mut read = ReadCounts::default();
         let f = filter::filter(seen, start_ns, end_ns, |t, fp| delivered.count(t, fp), &mut read);
         let m = self.metrics.clone();
         SourceMetrics::add(&m.pages, 1);

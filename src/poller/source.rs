@@ -88,7 +88,7 @@ impl SourceTask {
             shared,
             cp,
             delivered: Delivered::default(),
-            read: ReadCounts::new(),
+            read: ReadCounts::default(),
             seen_cursors: HashSet::new(),
             loop_restarts: 0,
             empty_pages: 0,

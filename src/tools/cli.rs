@@ -67,3 +67,14 @@ pub fn import_audit(args: &super::audit::ImportAuditArgs) -> ExitCode {
     };
     block_on(async move { report(super::audit::run(args, cfg.as_ref()).await) })
 }
+
+pub fn reset(args: &super::reset::ResetArgs) -> ExitCode {
+    let cfg = match setup(&args.config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let stdin = std::io::stdin();
+    let mut lock = stdin.lock();
+    let ask = std::io::IsTerminal::is_terminal(&std::io::stdin()).then_some(&mut lock as &mut dyn std::io::BufRead);
+    report(super::reset::run(args, &cfg, ask, &mut std::io::stdout()))
+}

@@ -1,7 +1,8 @@
 //! The support desk's one-off commands, beside the long-running sidecar:
 //! [`fetch`] (a time range to a file or stdout), [`backfill`] (a range
 //! through the configured exporter) and [`audit`] (the developer console's
-//! audit log CSV through the exporter).
+//! audit log CSV through the exporter) and [`reset`] (a source started
+//! afresh on purpose).
 //!
 //! - [`query`]: which source, sites, levels and time range a command reads;
 //! - [`read`]: the window-by-window, page-by-page reader, paced by the
@@ -9,9 +10,11 @@
 //! - [`progress`]: a bar on a terminal, plain lines otherwise;
 //! - [`cli`]: the entry points `main` calls.
 //!
-//! None of them takes the state directory's lock (a running sidecar holds
-//! it): each reads and writes only its own files there (the budget memory,
-//! `backfill-*.json`, `audit-imported.json`).
+//! None of them but `reset` takes the state directory's lock (a running
+//! sidecar holds it): each reads and writes only its own files there (the
+//! budget memory, `backfill-*.json`, `audit-imported.json`); `reset`
+//! deletes a source's checkpoint, so it takes the lock and is refused
+//! while a sidecar runs.
 
 pub mod audit;
 pub mod backfill;
@@ -20,6 +23,7 @@ pub mod fetch;
 pub mod progress;
 pub mod query;
 pub mod read;
+pub mod reset;
 
 use std::io::Write;
 use std::path::Path;

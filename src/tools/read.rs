@@ -59,7 +59,7 @@ impl WindowRead {
             cursor: None,
             pages: 0,
             restarts: 0,
-            read: ReadCounts::new(),
+            read: ReadCounts::default(),
             emitted: HashMap::new(),
             done: false,
         }

@@ -56,6 +56,12 @@ impl SourceTask {
                 // leave the books as if never received.
                 m.in_flight.fetch_sub(pending, Ordering::Relaxed);
                 m.received.fetch_sub(pending, Ordering::Relaxed);
+                // The page is fetched again with the same cursor: its copies
+                // leave this read's counts, so what this page's earlier
+                // requests delivered is recognised, not numbered anew.
+                let seen =
+                    records.iter().map(|r| Seen { time_unix_nano: r.time_unix_nano, fingerprint: r.fingerprint() });
+                filter::unread(seen, start_ns, end_ns, &mut self.read);
                 return Err(match e {
                     DeliverError::Cancelled => PageError::Cancelled,
                     DeliverError::DeadLetter(e) => PageError::Stuck(e.to_string()),
