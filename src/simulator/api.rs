@@ -46,11 +46,12 @@ async fn logs(
     headers: HeaderMap,
 ) -> Response {
     let behaviour = lock(&st.behaviour).clone();
-    let api_now_ms = behaviour.api_ms(system_millis(SystemTime::now()));
+    let arrived_ms = system_millis(SystemTime::now());
+    let api_now_ms = behaviour.api_ms(arrived_ms);
     let query = query.as_deref().unwrap_or("");
     let (mut response, delay) = answer(&st, &behaviour, api_now_ms, &app_id, query, &headers);
     let env = parse_params(query).ok().and_then(|p| p.environment_id).unwrap_or_default();
-    st.record_request(&app_id, &env, response.status().as_u16());
+    st.record_request(arrived_ms, &app_id, &env, response.status().as_u16());
     // Every answer carries the API's own clock.
     if let Ok(v) = HeaderValue::from_str(&http_date(api_now_ms)) {
         response.headers_mut().insert(header::DATE, v);
