@@ -346,7 +346,8 @@ def main():
     args = ap.parse_args()
     if not args.skip_build:
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    subprocess.run(["bash", os.path.join(ROOT, "scripts", "install-test-tools.sh")], check=True)
+    if args.only != "freshness":  # the freshness runs need no collector
+        subprocess.run(["bash", os.path.join(ROOT, "scripts", "install-test-tools.sh")], check=True)
     with tempfile.TemporaryDirectory() as tmp:
         if args.only in (None, "throughput"):
             r = throughput(args, tmp)

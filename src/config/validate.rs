@@ -113,6 +113,7 @@ pub fn validate(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, Confi
     let mut attr_errs = Errors(Vec::new());
     let metrics_sources = super::metrics_sources::validate(
         raw.metrics_sources.unwrap_or_default(),
+        raw.poll.settle_delay.is_some(),
         &log_names,
         &mut |p, a| attributes(p, a, &mut attr_errs),
         &mut errs.0,
