@@ -295,8 +295,10 @@ def freshness(tmp, n_sources, run_s):
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     envs = [f"env{i + 1}" for i in range(n_sources)]
-    # 15 minutes of history: the second pass (late_arrival 10 min) has work from the start.
-    sim, sp = simulator(["--app", "demo-app:" + ",".join(envs), "--history", "15m", "--records-per-second", "2",
+    # No history, so no backfill: the first read's window (the default lookback, 1 h) is older
+    # than late_arrival and final, so the second pass steps through the last 10 minutes from the
+    # start, one call per interval, as it does in the steady state.
+    sim, sp = simulator(["--app", "demo-app:" + ",".join(envs), "--history", "0s", "--records-per-second", "2",
                          "--late-fraction", "0", "--rate-limit", "30", "--rate-window", "60s"], tmp)
     # Only the first read's start; interval, settle_delay and late_arrival are the defaults.
     poll = "  initial_lookback: 1h"
