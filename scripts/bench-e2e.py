@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """End-to-end benchmark: simulator → sidecar → rotel (blackhole exporter),
 against the documented cron-style setup on the same pages; plus memory,
-backfill pacing, freshness and a busy app's steady state (CPU per record
-against the backfill's, checkpoint bytes per page, peak RSS). Prints markdown tables for docs/BENCHMARKS.md.
+backfill pacing, freshness (real time, default poll settings, 1 and 5
+sources of one app within the real budget) and a busy app's steady state
+(CPU per record against the backfill's, checkpoint bytes per page, peak
+RSS). Prints markdown tables for docs/BENCHMARKS.md.
 
 Usage: python3 scripts/bench-e2e.py [--records 100000] [--skip-build] [--only PART] [--profile]
 Everything runs on loopback and stops by itself."""
@@ -288,8 +290,39 @@ def pacing(tmp):
     return dict(calls=len(calls), windows=windows, elapsed=elapsed, minimum=minimum, n429=n429, worst=worst)
 
 
-def freshness(tmp):
-    """Default config scaled 60× down in time: settle 1 s, interval 1 s, late_arrival 10 s.
+def sidecar_sources(tmp, sim_port, endpoint, envs, poll, name):
+    """The sidecar with one log source per environment of demo-app, the real budget (30 calls per minute)."""
+    sp = port()
+    state = os.path.join(tmp, f"state-{name}")
+    cfg = os.path.join(tmp, f"{name}.yaml")
+    sources = "".join(f"  - app_id: demo-app\n    environment_id: {e}\n    name: {e}\n" for e in envs)
+    open(cfg, "w").write(f"""forge:
+  base_url: http://127.0.0.1:{sim_port}
+  email: bench@example.com
+  api_token: bench-token
+  requests_per_minute: 30
+sources:
+{sources}poll:
+{poll}
+exporter:
+  protocol: http/json
+  endpoint: {endpoint}
+state:
+  dir: {state}
+server:
+  listen: 127.0.0.1:{sp}
+log:
+  level: warn
+""")
+    proc = Proc([BIN, "run", "--config", cfg], log=os.path.join(tmp, f"{name}.log"))
+    wait_port(sp)
+    return proc, sp
+
+
+def freshness(tmp, n_sources, run_s):
+    """Real time, the default poll settings (interval, settle_delay, late_arrival), the real
+    budget of 30 calls a minute shared by `n_sources` sources of one app (one environment
+    each), records written live at 2 per second per environment, all visible on time.
     Delay = arrival at the receiver - the moment the record became visible in the API."""
     import http.server
     import threading
@@ -315,29 +348,47 @@ def freshness(tmp):
 
     srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
     threading.Thread(target=srv.serve_forever, daemon=True).start()
-    sim, sp = simulator(["--history", "0s", "--records-per-second", "5", "--page-size", "1000",
-                         "--late-fraction", "0.05", "--max-late", "8s"], tmp)
-    poll = "  interval: 1s\n  settle_delay: 1s\n  late_arrival: 10s\n  initial_lookback: 10s"
-    side, port_ = sidecar(tmp, sp, f"http://127.0.0.1:{srv.server_address[1]}", "http/json", poll, name="fresh")
+    envs = [f"env{i + 1}" for i in range(n_sources)]
+    # No history, so no backfill: the first read's window (the default lookback, 1 h) is older
+    # than late_arrival and final, so the second pass steps through the last 10 minutes from the
+    # start, one call per interval, as it does in the steady state.
+    sim, sp = simulator(["--app", "demo-app:" + ",".join(envs), "--history", "0s", "--records-per-second", "2",
+                         "--late-fraction", "0", "--rate-limit", "30", "--rate-window", "60s"], tmp)
+    # Only the first read's start; interval, settle_delay and late_arrival are the defaults.
+    poll = "  initial_lookback: 1h"
     t_start = int(time.time() * 1000)
-    time.sleep(60)
+    side, port_ = sidecar_sources(tmp, sp, f"http://127.0.0.1:{srv.server_address[1]}", envs, poll,
+                                  name=f"fresh{n_sources}")
+    time.sleep(run_s)
     t_end = int(time.time() * 1000)
+    status = json.loads(get(f"http://127.0.0.1:{port_}/status"))
     side.stop()
-    detail = json.loads(get(f"http://127.0.0.1:{sp}/_sim/records?before_ms={t_end - 25_000}&detail=true"))["records"]
+    warmup, tail = 90_000, 90_000  # the backfill before; records too recent to be due after
+    detail = json.loads(get(f"http://127.0.0.1:{sp}/_sim/records?before_ms={t_end - tail}&detail=true"))["records"]
+    log = json.loads(get(f"http://127.0.0.1:{sp}/_sim/requests"))
     sim.stop()
     srv.shutdown()
-    delays, late = [], []
+    delays = []
     missing = 0
     for seq, ts, visible in detail:
-        if ts < t_start:
+        if ts < t_start + warmup:
             continue
         if seq not in arrivals:
             missing += 1
             continue
-        (late if visible > ts else delays).append(arrivals[seq] - visible)
+        delays.append(arrivals[seq] - visible)
+    calls = [r for r in log if r["at_ms"] >= t_start]
+    times = [r["at_ms"] for r in calls]
+    worst = max((sum(1 for u in times if t <= u < t + 60_000) for t in times), default=0)
+    steady = [t for t in times if t >= t_start + warmup]
+    per_min = len(steady) * 60_000 / max(1, t_end - (t_start + warmup))
     q = lambda xs, p: sorted(xs)[min(len(xs) - 1, int(p * len(xs)))] if xs else float("nan")
-    return dict(n=len(delays), median=statistics.median(delays), p99=q(delays, 0.99), late_n=len(late),
-                late_median=statistics.median(late) if late else float("nan"), late_p99=q(late, 0.99), missing=missing)
+    app = (status.get("apps") or [{}])[0]
+    return dict(sources=n_sources, n=len(delays), median=statistics.median(delays) if delays else float("nan"),
+                p99=q(delays, 0.99), max=max(delays, default=float("nan")), missing=missing,
+                n429=sum(1 for r in calls if r["status"] == 429), worst=worst, per_min=per_min,
+                needed=app.get("calls_needed_per_minute"), eff_interval=app.get("effective_interval_seconds"),
+                run_s=run_s)
 
 
 def main():
@@ -348,12 +399,13 @@ def main():
                     help="one part; steady runs the throughput (backfill) part too, for its comparison")
     ap.add_argument("--steady-span", type=int, default=180, help="seconds of steady state measured")
     ap.add_argument("--profile", action="store_true", help="perf-record the sidecar during the steady state")
+    ap.add_argument("--freshness-seconds", type=int, default=300, help="real time per freshness case (1 and 5 sources)")
     ap.add_argument("--protocol", choices=["grpc", "http/protobuf"], default="grpc",
                     help="how the sidecar sends to the collector in the throughput run")
     args = ap.parse_args()
     if not args.skip_build:
         subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
-    if not os.access(ROTEL, os.X_OK):
+    if args.only != "freshness" and not os.access(ROTEL, os.X_OK):  # the freshness runs need no collector
         subprocess.run(["bash", os.path.join(ROOT, "scripts", "install-test-tools.sh")], check=True)
     with tempfile.TemporaryDirectory() as tmp:
         backfill_us = None
@@ -400,14 +452,12 @@ def main():
             print("|---|---|---|---|---|---|---|")
             print(f"| {p['calls']} | {p['windows']:.0f} | {p['elapsed']:.1f} | {p['minimum']:.1f} | {100 * (p['elapsed'] / p['minimum'] - 1):.1f} % | {p['worst']} | {p['n429']} |")
         if args.only in (None, "freshness"):
-            f = freshness(tmp)
-            print("\n## Freshness: default config scaled 60× (settle 1 s, interval 1 s, late_arrival 10 s)\n")
-            print("| records | median delay | p99 delay | scaled ×60: median | p99 |")
-            print("|---|---|---|---|---|")
-            print(f"| {f['n']} on time | {f['median'] / 1000:.2f} s | {f['p99'] / 1000:.2f} s | {f['median'] * 60 / 1000:.0f} s | {f['p99'] * 60 / 1000:.0f} s |")
-            print(f"| {f['late_n']} late (visible up to 8 s after their time) | {f['late_median'] / 1000:.2f} s | {f['late_p99'] / 1000:.2f} s | {f['late_median'] * 60 / 1000:.0f} s | {f['late_p99'] * 60 / 1000:.0f} s |")
-            print(f"\nmissing: {f['missing']}")
-
+            rows = [freshness(tmp, n, args.freshness_seconds) for n in (1, 5)]
+            print(f"\n## Freshness: default poll settings, real time, the real budget (30 calls per minute), {args.freshness_seconds} s per case\n")
+            print("| sources on one app | records | median delay | p99 delay | max | missing | calls/min (steady) | most calls in any 60 s | 429s | /status: needed/min, effective interval |")
+            print("|---|---|---|---|---|---|---|---|---|---|")
+            for f in rows:
+                print(f"| {f['sources']} | {f['n']} | {f['median'] / 1000:.1f} s | {f['p99'] / 1000:.1f} s | {f['max'] / 1000:.1f} s | {f['missing']} | {f['per_min']:.1f} | {f['worst']} | {f['n429']} | {f['needed']}, {f['eff_interval']} s |")
 
 if __name__ == "__main__":
     main()

@@ -17,7 +17,7 @@ for line in open(sys.argv[1], encoding="utf-8", errors="replace"):
     if line.startswith("RELIABILITY|"):
         parts = line.rstrip("\n").split("|")
         rows[parts[1]] = parts[1:]
-order = ["R1","R2","R3","R4","R5","R6","R7","R8","R9","R12","R13","R14","R15","R16","R17","R18","R19","E1","E2","E3","E4","E5","E6","E7","E8","C1","C2","C3","C4","C5","C6","T1","T2","T3","T4","T5","P1","P2","S1","S2","H1","H2","M1","M2","M3","M4","M5","M6"]
+order = ["R1","R2","R3","R4","R5","R6","R7","R8","R9","R12","R13","R14","R15","R16","R17","R18","R19","R20","E1","E2","E3","E4","E5","E6","E7","E8","C1","C2","C3","C4","C5","C6","T1","T2","T3","T4","T5","P1","P2","S1","S2","H1","H2","M1","M2","M3","M4","M5","M6"]
 cpu = next((l.split(":",1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
 rustc = subprocess.run(["rustc","--version"],capture_output=True,text=True).stdout.strip()
 out = ["# Reliability", "",

@@ -201,14 +201,14 @@ async fn supervise(specs: Vec<Spec>, shared: Arc<Shared>, cancel: CancellationTo
 
 /// Calls per minute each app's sources need to keep to their `interval`:
 /// every site group of every source, once per interval, for each pass.
+/// The configured demand: a pass that waits reads a longer window instead
+/// of more windows, so the calls made stay within the budget.
 fn demand_per_minute(cfg: &Config) -> HashMap<String, f64> {
-    let interval = cfg.poll.interval.as_secs_f64().max(0.001);
-    let passes = if cfg.poll.late_arrival.is_zero() { 1.0 } else { 2.0 };
-    let mut out: HashMap<String, f64> = HashMap::new();
-    for s in &cfg.sources {
-        *out.entry(s.app_id.clone()).or_default() += s.site_groups().len() as f64 * passes * 60.0 / interval;
-    }
-    out
+    let interval = cfg.poll.interval;
+    crate::poller::demand::calls_per_round(cfg)
+        .into_iter()
+        .map(|(app, calls)| (app, crate::poller::demand::per_minute(calls, interval)))
+        .collect()
 }
 
 /// Keeps the budget and clock figures on /metrics and /status current,

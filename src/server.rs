@@ -34,7 +34,38 @@ pub(crate) struct ServerState {
     pub stale_after: Duration,
     pub site_silence_after: Duration,
     pub settle_delay: Duration,
+    /// Each app's static demand figures, for its block on `/status`.
+    pub apps: Arc<Vec<AppPlan>>,
     pub clock: fn() -> i64,
+}
+
+/// What `/status` needs to know of an app besides the registry.
+#[derive(Debug, Clone)]
+pub(crate) struct AppPlan {
+    pub app: String,
+    /// Its log sources' names (metrics sources have their own budget).
+    pub sources: Vec<String>,
+    pub calls_per_round: f64,
+    pub interval: Duration,
+    pub settle: Duration,
+    pub late: Duration,
+    pub budget_per_minute: f64,
+}
+
+fn app_plans(cfg: &Config) -> Vec<AppPlan> {
+    let per_minute = 60.0 / cfg.forge.rate_period.as_secs_f64().max(0.001);
+    crate::poller::demand::calls_per_round(cfg)
+        .into_iter()
+        .map(|(app, calls_per_round)| AppPlan {
+            sources: cfg.sources.iter().filter(|s| s.app_id == app).map(|s| s.name.clone()).collect(),
+            app,
+            calls_per_round,
+            interval: cfg.poll.interval,
+            settle: cfg.poll.settle_delay,
+            late: cfg.poll.late_arrival,
+            budget_per_minute: f64::from(cfg.forge.requests_per_minute) * per_minute,
+        })
+        .collect()
 }
 
 fn wall_ms() -> i64 {
@@ -59,6 +90,7 @@ impl ServerState {
             stale_after,
             site_silence_after: cfg.server.site_silence_after,
             settle_delay: cfg.poll.settle_delay,
+            apps: Arc::new(app_plans(cfg)),
             clock: wall_ms,
         }
     }
@@ -184,6 +216,7 @@ async fn status(State(s): State<ServerState>) -> Response {
     Json(json!({
         "time": format_millis(now),
         "ready": is_ready(&s, now),
+        "apps": apps_status(&s, now),
         "sources": sources,
         "metrics_sources": metrics_sources,
     }))
@@ -236,6 +269,38 @@ fn metrics_source_status(
         },
         "not_ready": not_ready_reasons(&s.limits(), m, now),
     })
+}
+
+/// Each app's demand on its budget, what the budget gives, and how far
+/// behind its passes are ([`crate::poller::demand`]).
+fn apps_status(s: &ServerState, now: i64) -> Vec<serde_json::Value> {
+    let gauges: std::collections::BTreeMap<_, _> = s.registry.apps().into_iter().collect();
+    let sources = s.registry.sources();
+    s.apps
+        .iter()
+        .map(|p| {
+            let marks: Vec<(i64, i64)> = sources
+                .iter()
+                .filter(|m| m.app == p.app && p.sources.contains(&m.source))
+                .map(|m| (m.watermark_ms.load(Ordering::Relaxed), m.late_watermark_ms.load(Ordering::Relaxed)))
+                .collect();
+            let d = crate::poller::demand::app_demand(&crate::poller::demand::Inputs {
+                calls_per_round: p.calls_per_round,
+                interval: p.interval,
+                settle: p.settle,
+                late: p.late,
+                budget_per_minute: p.budget_per_minute,
+                effective_rate_per_minute: gauges.get(&p.app).and_then(|g| g.effective_rate_per_minute),
+                marks: &marks,
+                now_ms: now,
+            });
+            let mut v = json!({ "app": p.app, "sources": p.sources });
+            if let (Some(obj), Ok(serde_json::Value::Object(fields))) = (v.as_object_mut(), serde_json::to_value(d)) {
+                obj.extend(fields);
+            }
+            v
+        })
+        .collect()
 }
 
 fn source_status(s: &ServerState, m: &SourceMetrics, now: i64) -> serde_json::Value {

@@ -1,4 +1,4 @@
-//! TEST-PLAN scenarios from the field (R12, R13, R16, R17, T5): the built
+//! TEST-PLAN scenarios from the field (R12, R13, R16, R17, R20, T5): the built
 //! binary against the simulator's worst behaviours, delivering through a
 //! real collector. Time is compressed through the config: the budget is
 //! 30 calls per 3 s. Each prints a `RELIABILITY|...` row.
@@ -102,6 +102,68 @@ async fn r17_either_window_end_exclusive() {
         .check();
         s.proc.terminate(Duration::from_secs(10));
     }
+}
+
+/// R20: three sources of one app (three environments sharing its budget),
+/// each polling every budget tick, records up to `late_arrival -
+/// settle_delay` late: demand is six times the budget, so windows grow,
+/// and the deadline order must still starve no source and no pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r19_three_sources_of_one_app_each_polling_every_tick() {
+    let envs: Vec<String> = ["production", "staging", "development"].iter().map(|e| e.to_string()).collect();
+    let cfg = SimConfig {
+        apps: vec![("demo-app".into(), envs)],
+        late_fraction: 0.3,
+        max_late: Duration::from_millis(3_700),
+        ..sim(600, Behaviour::default())
+    };
+    let Some(w) = World::new(cfg, true).await else { return };
+    let more = "  - app_id: demo-app\n    environment_id: staging\n    name: staging\n  - app_id: demo-app\n    environment_id: development\n    name: development\n";
+    // Lookback 11 min: the whole history (10 min), however long the sidecar takes to start.
+    let config = w
+        .config_with_sources(
+            "api_token: ${env:FORGE_API_TOKEN}",
+            more,
+            "  interval: 100ms\n  settle_delay: 300ms\n  late_arrival: 4s\n  initial_lookback: 11m",
+            "",
+            "",
+        )
+        .replace("  interval: 500ms\n  settle_delay: 500ms\n  late_arrival: 4s\n  initial_lookback: 30m\n", "");
+    let started = std::time::Instant::now();
+    let mut s = w.start(&config, &[]);
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let t = w.wait_all(Duration::from_secs(60)).await;
+    let late = s.metric("forge_sidecar_records_found_late_total").await;
+    let (_, status) = s.get("/status").await;
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap_or_default();
+    let needed = status["apps"][0]["calls_needed_per_minute"].as_f64().unwrap_or(0.0);
+    let stretched = status["apps"][0]["effective_interval_seconds"].as_f64().unwrap_or(0.0);
+    // Every source's second pass has read past the moment the sidecar started
+    // (its target is now - late_arrival): it was not starved.
+    let second_lag = status["apps"][0]["second_pass_lag_seconds"].as_f64().unwrap_or(f64::MAX);
+    let second_past_start = second_lag < started.elapsed().as_secs_f64() - 4.0;
+    let first_lag = status["apps"][0]["first_pass_lag_seconds"].as_f64().unwrap_or(0.0);
+    let sources = ["production", "staging", "development"]
+        .iter()
+        .filter(|e| w.sim.requests().iter().any(|r| r.environment == **e && r.status == 200))
+        .count();
+    let max = w.max_calls();
+    Row {
+        pass: t.lost == 0
+            && t.dups == 0
+            && max <= 30
+            && w.count_status(429) == 0
+            && sources == 3
+            && second_past_start
+            && needed > 600.0
+            && stretched > 0.1,
+        note: format!(
+            "3 environments of one app, interval 100 ms each; /status: {needed} calls/min needed of 600, interval stretched to {stretched:.2} s, passes {first_lag:.1} s and {second_lag:.1} s behind; {late} records found by the second pass"
+        ),
+        ..w.row("R20", "three sources of one app, each polling every budget tick, records up to 3.7 s late", &t)
+    }
+    .check();
+    s.proc.terminate(Duration::from_secs(10));
 }
 
 /// T5: the host clock 2 minutes ahead of the API's, and an API that

@@ -107,8 +107,15 @@ pub fn is_uuid(s: &str) -> bool {
 }
 
 /// Validates the list; errors are pushed as `metrics_sources[i].key: why`.
+/// A metrics source's `settle_delay` when neither it nor `poll` sets one:
+/// the logs' default (seconds) is far shorter than the API's re-aggregation.
+pub const DEFAULT_SETTLE_DELAY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// `poll_settle_given`: `poll.settle_delay` is in the file (then it is the
+/// default of every metrics source, else [`DEFAULT_SETTLE_DELAY`] is).
 pub(super) fn validate(
     raw: Vec<RawMetricsSource>,
+    poll_settle_given: bool,
     log_names: &HashSet<String>,
     attributes: &mut AttributesFn<'_>,
     errs: &mut Vec<String>,
@@ -163,7 +170,8 @@ pub(super) fn validate(
         let settle_delay = s
             .settle_delay
             .as_ref()
-            .and_then(|v| super::validate::parse_duration(&v.text()).map_err(|e| push("settle_delay", e)).ok());
+            .and_then(|v| super::validate::parse_duration(&v.text()).map_err(|e| push("settle_delay", e)).ok())
+            .or((!poll_settle_given).then_some(DEFAULT_SETTLE_DELAY));
         let credentials = credentials(&s.email, s.api_token, s.api_token_file, &mut push);
         let resource_attributes = attributes(&p, s.resource_attributes.unwrap_or_default());
         let source = MetricsSourceConfig {

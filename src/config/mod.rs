@@ -37,6 +37,13 @@ pub use metrics_sources::{MetricsCredentials, MetricsSourceConfig};
 
 /// The API reads at most this far back.
 pub(crate) const API_RETENTION: Duration = Duration::from_secs(14 * 24 * 3600);
+/// `poll.interval` by default: five sources of one app, both passes, take
+/// 20 of its 30 calls a minute (docs/BENCHMARKS.md, "Freshness").
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(30);
+/// `poll.settle_delay` by default: a record on time reaches the collector
+/// within settle + interval + the budget's queue; later ones are caught by
+/// the second pass at `late_arrival`.
+pub const DEFAULT_SETTLE_DELAY: Duration = Duration::from_secs(5);
 /// The API answers at most this long a window.
 pub(crate) const MAX_WINDOW: Duration = Duration::from_secs(3600);
 /// The API takes at most this many installation contexts per query.

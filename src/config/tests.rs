@@ -44,7 +44,9 @@ fn defaults_fill_a_minimal_file() {
     assert_eq!(cfg.forge.base_url, "https://api.atlassian.com");
     assert_eq!(cfg.sources[0].name, "env-1");
     assert_eq!(cfg.sources[0].service_name, "forge-app");
-    assert_eq!(cfg.poll.interval, Duration::from_secs(60));
+    assert_eq!(cfg.poll.interval, Duration::from_secs(30));
+    assert_eq!(cfg.poll.settle_delay, Duration::from_secs(5));
+    assert_eq!(cfg.poll.late_arrival, Duration::from_secs(600));
     assert_eq!(cfg.exporter.protocol, Protocol::Grpc);
     assert_eq!(cfg.exporter.endpoint, "http://localhost:4317");
     assert_eq!(cfg.server.listen, "127.0.0.1:9464".parse().ok());

@@ -88,7 +88,11 @@ fn printed_metrics_sources_load_back_without_secrets() {
     assert!(!printed.contains("SECRET"), "{printed}");
     assert!(printed.contains("api_token: ${env:OWNER}"), "{printed}");
     assert_eq!(cfg.metrics_sources[0].settle_delay, Some(std::time::Duration::from_secs(180)));
-    assert_eq!(cfg.metrics_sources[1].settle_delay, None);
+    // Neither the source nor poll sets it: a minute, not the logs' seconds.
+    assert_eq!(cfg.metrics_sources[1].settle_delay, Some(super::metrics_sources::DEFAULT_SETTLE_DELAY));
+    let with_poll = format!("{text}poll:\n  settle_delay: 20s\n");
+    let cfg2 = Config::from_yaml(&with_poll, &e).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(cfg2.metrics_sources[1].settle_delay, None, "poll.settle_delay is every source's default then");
     assert!(printed.contains("metrics_sources[1].api_token: written in the file"), "{printed}");
     let again = Config::from_yaml(&printed.replace("'[REDACTED]'", "lit-SECRET"), &e).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(cfg, again, "{printed}");

@@ -113,6 +113,7 @@ pub fn validate(raw: raw::RawConfig, env: EnvLookup<'_>) -> Result<Config, Confi
     let mut attr_errs = Errors(Vec::new());
     let metrics_sources = super::metrics_sources::validate(
         raw.metrics_sources.unwrap_or_default(),
+        raw.poll.settle_delay.is_some(),
         &log_names,
         &mut |p, a| attributes(p, a, &mut attr_errs),
         &mut errs.0,
@@ -351,7 +352,7 @@ fn attributes(p: &str, raw: BTreeMap<String, yaml_serde::Value>, errs: &mut Erro
 }
 
 fn poll(raw: &raw::RawPoll, errs: &mut Errors) -> PollConfig {
-    let interval = errs.duration("poll.interval", &raw.interval, Duration::from_secs(60));
+    let interval = errs.duration("poll.interval", &raw.interval, super::DEFAULT_INTERVAL);
     if interval.is_zero() {
         errs.push("poll.interval", "must be more than 0");
     }
@@ -370,7 +371,7 @@ fn poll(raw: &raw::RawPoll, errs: &mut Errors) -> PollConfig {
     }
     PollConfig {
         interval,
-        settle_delay: errs.duration("poll.settle_delay", &raw.settle_delay, Duration::from_secs(60)),
+        settle_delay: errs.duration("poll.settle_delay", &raw.settle_delay, super::DEFAULT_SETTLE_DELAY),
         late_arrival: errs.duration("poll.late_arrival", &raw.late_arrival, Duration::from_secs(600)),
         initial_lookback,
         retention_margin,

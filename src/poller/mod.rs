@@ -3,7 +3,7 @@
 //!
 //! - [`plan`]: which window next, and its deadline (DESIGN.md 4-6);
 //! - [`budget`]: the per-app budget, earliest deadline first, remembered
-//!   across restarts;
+//!   across restarts; [`demand`]: what an app's sources ask of it and get;
 //! - [`action`]: what a Forge API error means;
 //! - [`filter`]: which records of a page go out (counted dedup);
 //! - [`health`]: a source's state and error flags;
@@ -19,6 +19,7 @@
 pub mod action;
 pub mod budget;
 mod carry;
+pub mod demand;
 pub mod filter;
 pub mod health;
 pub mod metrics_source;

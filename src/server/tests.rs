@@ -16,6 +16,7 @@ fn state() -> (ServerState, Arc<SourceMetrics>) {
         stale_after: Duration::from_secs(120),
         site_silence_after: Duration::from_secs(600),
         settle_delay: Duration::from_secs(60),
+        apps: Arc::new(Vec::new()),
         clock: || NOW,
     };
     (s, m)
@@ -218,4 +219,38 @@ async fn status_shows_each_metrics_source_with_its_account_budget() {
     let not_ready = ms["not_ready"].to_string();
     assert!(not_ready.contains("configuration error: QueryError 404"), "{not_ready}");
     assert_eq!(v["ready"], false, "a metrics source's trouble is readiness trouble");
+}
+
+#[tokio::test]
+async fn status_shows_each_apps_demand_against_its_budget() {
+    // Two sources of one app polled every 10 s, both passes: 24 calls a
+    // minute needed of 12 allowed, so windows grow to 20 s.
+    let text = "forge:\n  email: a@example.com\n  api_token: t\n  requests_per_minute: 12\nsources:\n  - app_id: app-1\n    environment_id: production\n    name: prod\n  - app_id: app-1\n    environment_id: staging\n    name: staging\npoll:\n  interval: 10s\n  settle_delay: 5s\n  late_arrival: 10m\nexporter:\n  endpoint: http://127.0.0.1:4317\nstate:\n  dir: /tmp/unused\n";
+    let cfg = crate::config::Config::from_yaml(text, &|_| None).unwrap_or_else(|e| panic!("{e}"));
+    let (s, prod) = state();
+    let s = ServerState { apps: Arc::new(app_plans(&cfg)), ..s };
+    let staging = s.registry.source("staging", "app-1");
+    prod.watermark_ms.store(NOW - 35_000, Ordering::Relaxed);
+    prod.late_watermark_ms.store(NOW - 620_000, Ordering::Relaxed);
+    staging.watermark_ms.store(NOW - 8_000, Ordering::Relaxed);
+    staging.late_watermark_ms.store(NOW - 660_000, Ordering::Relaxed);
+    s.registry.set_budget("app-1", 24.0, 12.0);
+    let (code, body) = get(&s, "/status").await;
+    assert_eq!(code, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    let app = &v["apps"][0];
+    assert_eq!(app["app"], "app-1", "{body}");
+    assert_eq!(app["sources"], serde_json::json!(["prod", "staging"]));
+    assert_eq!(app["calls_needed_per_minute"], 24.0);
+    assert_eq!(app["budget_per_minute"], 12.0);
+    assert_eq!(app["effective_rate_per_minute"], 12.0);
+    assert_eq!(app["interval_seconds"], 10.0);
+    assert_eq!(app["effective_interval_seconds"], 20.0);
+    assert_eq!(app["first_pass_lag_seconds"], 30.0, "prod: 35 s old, less the 5 s settle");
+    assert_eq!(app["second_pass_lag_seconds"], 60.0, "staging: 660 s old, less the 600 s late_arrival");
+    // A 429 from another client halves the rate: the interval stretches again.
+    s.registry.set_budget("app-1", 24.0, 6.0);
+    let (_, body) = get(&s, "/status").await;
+    let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+    assert_eq!(v["apps"][0]["effective_interval_seconds"], 40.0, "{body}");
 }

@@ -284,6 +284,19 @@ impl World {
     /// The sidecar's config ([`super::common::SidecarYaml`]); `poll` lines go
     /// under `poll:`, `exporter` under `exporter:`, `extra` at the top level.
     pub fn config(&self, token_line: &str, poll: &str, exporter: &str, extra: &str) -> String {
+        self.config_with_sources(token_line, "", poll, exporter, extra)
+    }
+
+    /// [`World::config`] with `sources` lines after the first source (more
+    /// sources, or more keys of the first).
+    pub fn config_with_sources(
+        &self,
+        token_line: &str,
+        sources: &str,
+        poll: &str,
+        exporter: &str,
+        extra: &str,
+    ) -> String {
         let state = self.dir.path().join("state");
         let exporter_extra = format!("  timeout: 2s\n{exporter}");
         super::common::SidecarYaml {
@@ -292,7 +305,7 @@ impl World {
             token_line,
             request_timeout: "2s",
             initial_lookback: "30m",
-            source_extra: "",
+            source_extra: sources,
             poll_extra: poll,
             protocol: "grpc",
             endpoint: self.endpoint(),
