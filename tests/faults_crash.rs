@@ -144,7 +144,7 @@ async fn c5_sigterm_under_load() {
     let Some(w) = World::new(SimConfig { records_per_second: 10.0, page_size: 1000, ..sim(7000) }, true).await else {
         return;
     };
-    let config = w.default_config().replace("initial_lookback: 30m", "initial_lookback: 2h");
+    let config = w.default_config().replace("initial_lookback: 31m", "initial_lookback: 2h");
     let mut s = w.start(&config, &[]);
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let t0 = Instant::now();

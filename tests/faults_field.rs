@@ -29,7 +29,7 @@ async fn r12_interval_at_the_budgets_pace_starves_no_pass() {
             "",
             "",
         )
-        .replace("  interval: 500ms\n  settle_delay: 500ms\n  late_arrival: 4s\n  initial_lookback: 30m\n", "");
+        .replace("  interval: 500ms\n  settle_delay: 500ms\n  late_arrival: 4s\n  initial_lookback: 31m\n", "");
     let mut s = w.start(&config, &[]);
     // 30 s live: 10 minutes at the budget's compression (30 calls per 3 s, not per minute).
     tokio::time::sleep(Duration::from_secs(30)).await;
@@ -128,7 +128,7 @@ async fn r19_three_sources_of_one_app_each_polling_every_tick() {
             "",
             "",
         )
-        .replace("  interval: 500ms\n  settle_delay: 500ms\n  late_arrival: 4s\n  initial_lookback: 30m\n", "");
+        .replace("  interval: 500ms\n  settle_delay: 500ms\n  late_arrival: 4s\n  initial_lookback: 31m\n", "");
     let started = std::time::Instant::now();
     let mut s = w.start(&config, &[]);
     tokio::time::sleep(Duration::from_secs(20)).await;

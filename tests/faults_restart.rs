@@ -88,7 +88,7 @@ async fn t4_fourteen_days_behind_with_deep_oldest_hour() {
     let config = w
         .config("api_token: ${env:FORGE_API_TOKEN}", "  retention_margin: 2s\n  initial_lookback: 14d", "", "")
         .replace("requests_per_minute: 30", "requests_per_minute: 600")
-        .replace("  initial_lookback: 30m\n", "");
+        .replace("  initial_lookback: 31m\n", "");
     let mut s = w.start(&config, &[]);
     // Every record newer than the margin (and a little slack for start-up) is expected.
     let floor = now - 14 * 86_400_000 + 30_000;

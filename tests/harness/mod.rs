@@ -304,7 +304,7 @@ impl World {
             email: EMAIL,
             token_line,
             request_timeout: "2s",
-            initial_lookback: "30m",
+            initial_lookback: "31m",
             source_extra: sources,
             poll_extra: poll,
             protocol: "grpc",
