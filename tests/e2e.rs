@@ -15,7 +15,7 @@ fn config(sim_url: &str, protocol: &str, endpoint: &str, state: &std::path::Path
         email: "demo@example.com",
         token_line: "api_token: ${env:FORGE_API_TOKEN}",
         request_timeout: "30s",
-        initial_lookback: "30m",
+        initial_lookback: "31m",
         source_extra: "    service_name: checkout-app\n    resource_attributes: {deployment.environment.name: e2e}",
         poll_extra: "",
         protocol,
