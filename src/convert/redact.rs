@@ -1,14 +1,14 @@
 //! The privacy rules ([`crate::privacy`]) applied to one record's body and
-//! attributes, as the walk wrote them.
+//! attributes while the walk writes them.
 //!
-//! The walk first writes a record as the API sent it: its fingerprint is
-//! the hash of those bytes, so dedupe and checkpoints do not depend on the
-//! rules. This pass then reads the record's body (`AnyValue` content) and
-//! attributes (`LogRecord.attributes` fields) from the walk's scratch
-//! buffers, still hot in cache, and writes their redacted form; only a
-//! record that changed gets a second, redacted encoding. Attribute rules
-//! look at each key once; the mask pass reads strings only when masks are
-//! set. The attributes the finishing rules add (`forge.severity_number`,
+//! The walk writes each attribute as the API sent it into its scratch
+//! buffer and hands the field over at once, still hot in cache: its key is
+//! decided once and the redacted field is appended to [`Redaction::attrs`]
+//! (copied as it is when no rule changes it). The body is masked when the
+//! record's fields are read. The record's fingerprint is still the hash of
+//! its encoding as the API sent it (see `walk.rs`), so dedupe and
+//! checkpoints do not depend on the rules. The mask pass reads strings
+//! only when masks are set. The attributes the finishing rules add (`forge.severity_number`,
 //! `forge.time_unix_nano.raw`) are the sidecar's and are not touched.
 
 use super::proto::*;
@@ -99,21 +99,32 @@ impl<'r> Redaction<'r> {
         }
     }
 
-    /// Redacts a record's parts into `self.body` and `self.attrs`;
-    /// whether each changed (an unchanged part is not written).
-    pub(super) fn record(&mut self, body: Option<&[u8]>, attrs: Option<&[u8]>) -> (bool, bool) {
+    /// Masks a record's body (`AnyValue` content) into `self.body`;
+    /// whether it changed (an unchanged body is not written).
+    pub(super) fn body(&mut self, body: &[u8]) -> bool {
+        if !self.rules.masks() {
+            return false;
+        }
         let mut out = std::mem::take(&mut self.body);
         out.clear();
-        let body_changed = match body {
-            Some(b) if self.rules.masks() => self.any(b, &mut out, None),
-            _ => false,
-        };
+        let changed = self.any(body, &mut out, None);
         self.body = out;
+        changed
+    }
+
+    /// Starts a record's redacted attributes.
+    pub(super) fn begin_attributes(&mut self) {
+        self.attrs.clear();
+    }
+
+    /// Appends the redacted form of one `LogRecord.attributes` field
+    /// (`whole`, its `KeyValue` content `kv`) to `self.attrs`, decided by
+    /// its key; whether it differs from the field.
+    pub(super) fn attribute(&mut self, whole: &[u8], kv: &[u8]) -> bool {
         let mut out = std::mem::take(&mut self.attrs);
-        out.clear();
-        let attrs_changed = attrs.is_some_and(|a| self.attributes(a, &mut out));
+        let changed = self.attribute_into(whole, kv, &mut out);
         self.attrs = out;
-        (body_changed, attrs_changed)
+        changed
     }
 
     fn count(&mut self, rule: Option<usize>) {
@@ -122,85 +133,84 @@ impl<'r> Redaction<'r> {
         }
     }
 
-    /// `LogRecord.attributes` fields, each decided by its key.
-    fn attributes(&mut self, src: &[u8], out: &mut Vec<u8>) -> bool {
-        let mut changed = false;
-        for f in fields(src) {
-            let (mut key, mut value) = (None, None);
-            for kv in fields(f.content) {
-                match kv.tag {
-                    KV_KEY if key.is_none() => key = Some(kv),
-                    KV_VALUE if value.is_none() => value = Some(kv),
-                    _ => {}
-                }
-            }
-            let d = self.rules.decide(key.as_ref().map_or(&[][..], |k| k.content));
-            let key_bytes = key.as_ref().map_or(&[][..], |k| k.whole);
-            match (d.action, value) {
-                (Action::Drop, _) => {
-                    self.count(d.rule);
-                    changed = true;
-                }
-                (Action::Hash, Some(v)) => {
-                    // A string is hashed as its text, anything else as its encoding.
-                    let mut inner = fields(v.content);
-                    let input = match (inner.next(), inner.next()) {
-                        (Some(s), None) if s.tag == ANY_STRING => s.content,
-                        _ => v.content,
-                    };
-                    let at = open_field(out, LOG_ATTRIBUTE);
-                    out.extend_from_slice(key_bytes);
-                    let va = open_field(out, KV_VALUE);
-                    let sa = open_field(out, ANY_STRING);
-                    self.rules.hash_into(input, out);
-                    close_field(out, sa);
-                    close_field(out, va);
-                    close_field(out, at);
-                    self.count(d.rule);
-                    changed = true;
-                }
-                (Action::Keep | Action::Truncate(_), Some(v))
-                    if self.rules.masks() || matches!(d.action, Action::Truncate(_)) =>
-                {
-                    let limit = match d.action {
-                        Action::Truncate(n) => Some(n),
-                        _ => None,
-                    };
-                    // The common case, one string short of any limit, without
-                    // the general rewrite (and copied as it is when unmasked).
-                    if let Some(text) = plain_string(v.content)
-                        && limit.is_none_or(|n| text.len() <= n)
-                    {
-                        let mut tmp = std::mem::take(&mut self.tmp);
-                        if self.rules.mask(text, &mut tmp, &mut self.counts) {
-                            let at = open_field(out, LOG_ATTRIBUTE);
-                            out.extend_from_slice(key_bytes);
-                            let va = open_field(out, KV_VALUE);
-                            put_field(out, ANY_STRING, tmp.as_bytes());
-                            close_field(out, va);
-                            close_field(out, at);
-                            changed = true;
-                        } else {
-                            out.extend_from_slice(f.whole);
-                        }
-                        self.tmp = tmp;
-                        continue;
-                    }
-                    let at = open_field(out, LOG_ATTRIBUTE);
-                    out.extend_from_slice(key_bytes);
-                    let va = open_field(out, KV_VALUE);
-                    self.truncated = false;
-                    changed |= self.any(v.content, out, limit);
-                    close_field(out, va);
-                    close_field(out, at);
-                    if self.truncated {
-                        self.count(d.rule);
-                    }
-                }
-                _ => out.extend_from_slice(f.whole),
+    fn attribute_into(&mut self, whole: &[u8], content: &[u8], out: &mut Vec<u8>) -> bool {
+        let (mut key, mut value) = (None, None);
+        for kv in fields(content) {
+            match kv.tag {
+                KV_KEY if key.is_none() => key = Some(kv),
+                KV_VALUE if value.is_none() => value = Some(kv),
+                _ => {}
             }
         }
-        changed
+        let d = self.rules.decide(key.as_ref().map_or(&[][..], |k| k.content));
+        let key_bytes = key.as_ref().map_or(&[][..], |k| k.whole);
+        match (d.action, value) {
+            (Action::Drop, _) => {
+                self.count(d.rule);
+                true
+            }
+            (Action::Hash, Some(v)) => {
+                // A string is hashed as its text, anything else as its encoding.
+                let mut inner = fields(v.content);
+                let input = match (inner.next(), inner.next()) {
+                    (Some(s), None) if s.tag == ANY_STRING => s.content,
+                    _ => v.content,
+                };
+                let at = open_field(out, LOG_ATTRIBUTE);
+                out.extend_from_slice(key_bytes);
+                let va = open_field(out, KV_VALUE);
+                let sa = open_field(out, ANY_STRING);
+                self.rules.hash_into(input, out);
+                close_field(out, sa);
+                close_field(out, va);
+                close_field(out, at);
+                self.count(d.rule);
+                true
+            }
+            (Action::Keep | Action::Truncate(_), Some(v))
+                if self.rules.masks() || matches!(d.action, Action::Truncate(_)) =>
+            {
+                let limit = match d.action {
+                    Action::Truncate(n) => Some(n),
+                    _ => None,
+                };
+                // The common case, one string short of any limit, without
+                // the general rewrite (and copied as it is when unmasked).
+                if let Some(text) = plain_string(v.content)
+                    && limit.is_none_or(|n| text.len() <= n)
+                {
+                    let mut tmp = std::mem::take(&mut self.tmp);
+                    let masked = self.rules.mask(text, &mut tmp, &mut self.counts);
+                    if masked {
+                        let at = open_field(out, LOG_ATTRIBUTE);
+                        out.extend_from_slice(key_bytes);
+                        let va = open_field(out, KV_VALUE);
+                        put_field(out, ANY_STRING, tmp.as_bytes());
+                        close_field(out, va);
+                        close_field(out, at);
+                    } else {
+                        out.extend_from_slice(whole);
+                    }
+                    self.tmp = tmp;
+                    return masked;
+                }
+                let at = open_field(out, LOG_ATTRIBUTE);
+                out.extend_from_slice(key_bytes);
+                let va = open_field(out, KV_VALUE);
+                self.truncated = false;
+                let changed = self.any(v.content, out, limit);
+                close_field(out, va);
+                close_field(out, at);
+                if self.truncated {
+                    self.count(d.rule);
+                }
+                changed
+            }
+            _ => {
+                out.extend_from_slice(whole);
+                false
+            }
+        }
     }
 
     /// `AnyValue` content with every string masked (and cut to `limit`

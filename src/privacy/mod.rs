@@ -19,6 +19,7 @@
 
 pub mod glob;
 pub mod mask;
+mod masker;
 pub mod text;
 
 use std::sync::Arc;
