@@ -119,7 +119,7 @@ impl Masker {
 
     /// The patterns in order, each over the whole string, again until
     /// nothing changes (bounded).
-    fn one_by_one(&self, s: &str, out: &mut String, counts: &mut [u64]) -> bool {
+    pub(super) fn one_by_one(&self, s: &str, out: &mut String, counts: &mut [u64]) -> bool {
         let mut cur = Cow::Borrowed(s);
         let mut seen = Seen(Vec::new());
         for _ in 0..MAX_PASSES {
