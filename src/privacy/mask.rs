@@ -12,8 +12,8 @@ use std::borrow::Cow;
 
 use regex::{Captures, NoExpand, Regex, RegexBuilder};
 
-pub use super::masker::Masker;
 use super::MaskSpec;
+pub use super::masker::Masker;
 
 /// The named patterns: (name, regex, whether a match must pass the Luhn check).
 pub const NAMED: &[(&str, &str, bool)] = &[
@@ -78,7 +78,8 @@ fn hint(name: &str) -> Option<fn(&[u8]) -> bool> {
 /// substring searcher per call: building one costs more than a short
 /// string's whole scan). Blanks rather than `b`: hex ids are full of `b`.
 fn token_hint(b: &[u8]) -> bool {
-    let ends = |i: usize, lit: &[u8]| i >= lit.len() && b.get(i - lit.len()..i).is_some_and(|w| w.eq_ignore_ascii_case(lit));
+    let ends =
+        |i: usize, lit: &[u8]| i >= lit.len() && b.get(i - lit.len()..i).is_some_and(|w| w.eq_ignore_ascii_case(lit));
     memchr::memchr3_iter(b' ', b'\t', b'J', b).any(|i| match b.get(i) {
         Some(b'J') => ends(i, b"ey"),
         _ => ends(i, b"bearer") || ends(i, b"basic"),

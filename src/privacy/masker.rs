@@ -55,10 +55,8 @@ impl Masker {
     pub fn new(patterns: Vec<(Pattern, usize)>, marker: String) -> Self {
         let texts: Vec<&str> = patterns.iter().map(|(p, _)| p.as_str()).collect();
         let limit = MAX_PATTERN_BYTES.saturating_mul(texts.len().max(1));
-        let all = meta::Regex::builder()
-            .configure(meta::Config::new().nfa_size_limit(Some(limit)))
-            .build_many(&texts)
-            .ok();
+        let all =
+            meta::Regex::builder().configure(meta::Config::new().nfa_size_limit(Some(limit))).build_many(&texts).ok();
         let always = patterns.iter().any(|(p, _)| !p.has_hint());
         Self { patterns, all, always, marker }
     }
