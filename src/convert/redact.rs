@@ -78,6 +78,15 @@ fn fields(buf: &[u8]) -> impl Iterator<Item = Field<'_>> {
     })
 }
 
+/// The key of `KeyValue` content (empty when it has none): its first
+/// field, as the walk writes it, without the general field reader.
+fn key_of(content: &[u8]) -> &[u8] {
+    match content {
+        [KV_KEY, len, rest @ ..] if *len < 0x80 => rest.get(..usize::from(*len)).unwrap_or_default(),
+        _ => fields(content).find(|f| f.tag == KV_KEY).map_or(&[][..], |f| f.content),
+    }
+}
+
 /// The text of `AnyValue` content that is one string field.
 fn plain_string(content: &[u8]) -> Option<&str> {
     let mut it = fields(content);
@@ -102,7 +111,7 @@ impl<'r> Redaction<'r> {
     /// Masks a record's body (`AnyValue` content) into `self.body`;
     /// whether it changed (an unchanged body is not written).
     pub(super) fn body(&mut self, body: &[u8]) -> bool {
-        if !self.rules.masks() {
+        if !self.rules.masks() || !self.rules.may_mask(body) {
             return false;
         }
         let mut out = std::mem::take(&mut self.body);
@@ -134,6 +143,12 @@ impl<'r> Redaction<'r> {
     }
 
     fn attribute_into(&mut self, whole: &[u8], content: &[u8], out: &mut Vec<u8>) -> bool {
+        let d = self.rules.decide(key_of(content));
+        // Kept, and no string in it that a mask could match: copied as it is.
+        if d.action == Action::Keep && (!self.rules.masks() || !self.rules.may_mask(content)) {
+            out.extend_from_slice(whole);
+            return false;
+        }
         let (mut key, mut value) = (None, None);
         for kv in fields(content) {
             match kv.tag {
@@ -142,7 +157,6 @@ impl<'r> Redaction<'r> {
                 _ => {}
             }
         }
-        let d = self.rules.decide(key.as_ref().map_or(&[][..], |k| k.content));
         let key_bytes = key.as_ref().map_or(&[][..], |k| k.whole);
         match (d.action, value) {
             (Action::Drop, _) => {

@@ -65,8 +65,9 @@ impl Masker {
         self.patterns.is_empty()
     }
 
-    /// Whether any pattern may match `b` (no false negatives).
-    fn may_match(&self, b: &[u8]) -> bool {
+    /// Whether any pattern may match `b` (no false negatives): when not,
+    /// no string within `b` needs masking.
+    pub fn may_match(&self, b: &[u8]) -> bool {
         self.always || self.patterns.iter().any(|(p, _)| p.hinted(b))
     }
 

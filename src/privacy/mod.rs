@@ -234,6 +234,12 @@ impl Rules {
         }
     }
 
+    /// Whether some mask pattern may match within `b` (a byte prefilter,
+    /// no false negatives): when not, nothing in `b` needs masking.
+    pub fn may_mask(&self, b: &[u8]) -> bool {
+        self.masker.may_match(b)
+    }
+
     /// Masks `s` into `out` when a pattern matches; whether it did.
     pub fn mask(&self, s: &str, out: &mut String, counts: &mut [u64]) -> bool {
         self.masker.mask(s, out, counts)
