@@ -4,8 +4,12 @@
 //! The walk writes each attribute as the API sent it into its scratch
 //! buffer and hands the field over at once, still hot in cache: its key is
 //! decided once and the redacted field is appended to [`Redaction::attrs`]
-//! (copied as it is when no rule changes it). The body is masked when the
-//! record's fields are read. The record's fingerprint is still the hash of
+//! (copied as it is when no rule changes it). Masks wait for the whole
+//! attribute list: one prefilter scan over all of it (long runs are what
+//! vectorised byte searches are fast on) rules out nearly every record,
+//! and only a record it does not rule out has its attributes redacted
+//! again, with masks. The body is masked when the record's fields are
+//! read, behind the same prefilter. The record's fingerprint is still the hash of
 //! its encoding as the API sent it (see `walk.rs`), so dedupe and
 //! checkpoints do not depend on the rules. The mask pass reads strings
 //! only when masks are set. The attributes the finishing rules add (`forge.severity_number`,
@@ -24,6 +28,12 @@ pub(super) struct Redaction<'r> {
     pub(super) attrs: Vec<u8>,
     tmp: String,
     truncated: bool,
+    /// Whether strings are masked: off while the walk writes attributes
+    /// (see [`Self::attribute`]), on for bodies and [`Self::mask_attributes`].
+    masking: bool,
+    /// The attribute-rule counters bumped for the current record's
+    /// attributes, undone when they are redacted again with masks.
+    counted: Vec<usize>,
 }
 
 /// One field of a message written by this crate (single-byte tags).
@@ -105,6 +115,8 @@ impl<'r> Redaction<'r> {
             attrs: Vec::new(),
             tmp: String::new(),
             truncated: false,
+            masking: false,
+            counted: Vec::new(),
         }
     }
 
@@ -116,7 +128,9 @@ impl<'r> Redaction<'r> {
         }
         let mut out = std::mem::take(&mut self.body);
         out.clear();
+        self.masking = true;
         let changed = self.any(body, &mut out, None);
+        self.masking = false;
         self.body = out;
         changed
     }
@@ -124,11 +138,12 @@ impl<'r> Redaction<'r> {
     /// Starts a record's redacted attributes.
     pub(super) fn begin_attributes(&mut self) {
         self.attrs.clear();
+        self.counted.clear();
     }
 
     /// Appends the redacted form of one `LogRecord.attributes` field
     /// (`whole`, its `KeyValue` content `kv`) to `self.attrs`, decided by
-    /// its key; whether it differs from the field.
+    /// its key, masks left out; whether it differs from the field.
     pub(super) fn attribute(&mut self, whole: &[u8], kv: &[u8]) -> bool {
         let mut out = std::mem::take(&mut self.attrs);
         let changed = self.attribute_into(whole, kv, &mut out);
@@ -136,16 +151,46 @@ impl<'r> Redaction<'r> {
         changed
     }
 
+    /// Once a record's attributes (`LogRecord.attributes` fields) are
+    /// written: when a mask may match within them (one prefilter scan over
+    /// all of them), redacts them again with masks and says whether they
+    /// changed; `None` when they were not redacted again.
+    pub(super) fn mask_attributes(&mut self, src: &[u8]) -> Option<bool> {
+        if !self.rules.masks() || !self.rules.may_mask(src) {
+            return None;
+        }
+        for rule in std::mem::take(&mut self.counted) {
+            if let Some(c) = self.counts.get_mut(rule) {
+                *c -= 1;
+            }
+        }
+        let mut out = std::mem::take(&mut self.attrs);
+        out.clear();
+        self.masking = true;
+        let mut changed = false;
+        for f in fields(src) {
+            changed |= self.attribute_into(f.whole, f.content, &mut out);
+        }
+        self.masking = false;
+        self.attrs = out;
+        Some(changed)
+    }
+
     fn count(&mut self, rule: Option<usize>) {
-        if let Some(c) = rule.and_then(|r| self.counts.get_mut(r)) {
+        if let Some(r) = rule
+            && let Some(c) = self.counts.get_mut(r)
+        {
             *c += 1;
+            if !self.masking {
+                self.counted.push(r);
+            }
         }
     }
 
     fn attribute_into(&mut self, whole: &[u8], content: &[u8], out: &mut Vec<u8>) -> bool {
         let d = self.rules.decide(key_of(content));
-        // Kept, and no string in it that a mask could match: copied as it is.
-        if d.action == Action::Keep && (!self.rules.masks() || !self.rules.may_mask(content)) {
+        // Kept, and not masked: copied as it is.
+        if d.action == Action::Keep && !self.masking {
             out.extend_from_slice(whole);
             return false;
         }
@@ -182,7 +227,7 @@ impl<'r> Redaction<'r> {
                 true
             }
             (Action::Keep | Action::Truncate(_), Some(v))
-                if self.rules.masks() || matches!(d.action, Action::Truncate(_)) =>
+                if self.masking || matches!(d.action, Action::Truncate(_)) =>
             {
                 let limit = match d.action {
                     Action::Truncate(n) => Some(n),
@@ -194,7 +239,7 @@ impl<'r> Redaction<'r> {
                     && limit.is_none_or(|n| text.len() <= n)
                 {
                     let mut tmp = std::mem::take(&mut self.tmp);
-                    let masked = self.rules.mask(text, &mut tmp, &mut self.counts);
+                    let masked = self.masking && self.rules.mask(text, &mut tmp, &mut self.counts);
                     if masked {
                         let at = open_field(out, LOG_ATTRIBUTE);
                         out.extend_from_slice(key_bytes);
@@ -239,7 +284,7 @@ impl<'r> Redaction<'r> {
                         continue;
                     };
                     let mut tmp = std::mem::take(&mut self.tmp);
-                    let masked = self.rules.masks() && self.rules.mask(s, &mut tmp, &mut self.counts);
+                    let masked = self.masking && self.rules.mask(s, &mut tmp, &mut self.counts);
                     let text = if masked { tmp.as_str() } else { s };
                     let cut = limit.map_or(text, |n| truncate_utf8(text, n));
                     if cut.len() < text.len() {

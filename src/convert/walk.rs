@@ -236,6 +236,9 @@ impl<'a> Parser<'a> {
                 *site = site_string(out, (a, b));
             }
         }
+        if let Some(r) = redaction {
+            changed = r.mask_attributes(out).unwrap_or(changed);
+        }
         Ok(changed)
     }
 
