@@ -41,16 +41,19 @@ pub struct Records {
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Item {
+    /// The message as sent is `start..end` (privacy rules applied, the
+    /// observed time last).
     pub(super) start: usize,
-    /// End of the content as the API sent it (what the fingerprint hashes).
+    /// End of the content as the API sent it (what the fingerprint hashes)
+    /// when the message holds it; `start` when privacy rules changed the
+    /// record (then `fingerprint` is set).
     pub(super) content_end: usize,
-    /// Start of the message as sent: `start` unless privacy rules changed
-    /// the record, then its redacted content, after `content_end`; the
-    /// observed time follows up to `end`.
-    pub(super) enc_start: usize,
     pub(super) end: usize,
     pub(super) time_unix_nano: u64,
     pub(super) site: Option<(usize, usize)>,
+    /// The fingerprint of a record the rules changed, taken while it was
+    /// decoded from its content as the API sent it (not kept).
+    pub(super) fingerprint: Option<u64>,
 }
 
 /// One encoded record.
@@ -61,6 +64,7 @@ pub struct Record<'a> {
     /// The `LogRecord` message as sent (privacy rules applied).
     pub encoded: &'a [u8],
     content: &'a [u8],
+    fingerprint: Option<u64>,
     site: Option<&'a str>,
 }
 
@@ -70,7 +74,7 @@ impl<'a> Record<'a> {
     /// prost writes for the record with observed time 0, as the API sent
     /// it (before privacy rules, so changing them re-delivers nothing).
     pub fn fingerprint(&self) -> u64 {
-        crate::fingerprint::hash_bytes(self.content)
+        self.fingerprint.unwrap_or_else(|| crate::fingerprint::hash_bytes(self.content))
     }
 
     /// The `LogRecord` message as sent.
@@ -97,8 +101,9 @@ impl Records {
     pub fn iter(&self) -> impl Iterator<Item = Record<'_>> + '_ {
         self.items.iter().map(|it| Record {
             time_unix_nano: it.time_unix_nano,
-            encoded: self.buf.get(it.enc_start..it.end).unwrap_or_default(),
+            encoded: self.buf.get(it.start..it.end).unwrap_or_default(),
             content: self.buf.get(it.start..it.content_end).unwrap_or_default(),
+            fingerprint: it.fingerprint,
             site: it.site.and_then(|(a, b)| std::str::from_utf8(self.buf.get(a..b)?).ok()),
         })
     }

@@ -1,14 +1,18 @@
 //! The privacy rules ([`crate::privacy`]) applied to one record's body and
-//! attributes, as the walk wrote them.
+//! attributes while the walk writes them.
 //!
-//! The walk first writes a record as the API sent it: its fingerprint is
-//! the hash of those bytes, so dedupe and checkpoints do not depend on the
-//! rules. This pass then reads the record's body (`AnyValue` content) and
-//! attributes (`LogRecord.attributes` fields) from the walk's scratch
-//! buffers, still hot in cache, and writes their redacted form; only a
-//! record that changed gets a second, redacted encoding. Attribute rules
-//! look at each key once; the mask pass reads strings only when masks are
-//! set. The attributes the finishing rules add (`forge.severity_number`,
+//! The walk writes each attribute as the API sent it into its scratch
+//! buffer and hands the field over at once, still hot in cache: its key is
+//! decided once and the redacted field is appended to [`Redaction::attrs`]
+//! (copied as it is when no rule changes it). Masks wait for the whole
+//! attribute list: one prefilter scan over all of it (long runs are what
+//! vectorised byte searches are fast on) rules out nearly every record,
+//! and only a record it does not rule out has its attributes redacted
+//! again, with masks. The body is masked when the record's fields are
+//! read, behind the same prefilter. The record's fingerprint is still the hash of
+//! its encoding as the API sent it (see `walk.rs`), so dedupe and
+//! checkpoints do not depend on the rules. The mask pass reads strings
+//! only when masks are set. The attributes the finishing rules add (`forge.severity_number`,
 //! `forge.time_unix_nano.raw`) are the sidecar's and are not touched.
 
 use super::proto::*;
@@ -24,6 +28,12 @@ pub(super) struct Redaction<'r> {
     pub(super) attrs: Vec<u8>,
     tmp: String,
     truncated: bool,
+    /// Whether strings are masked: off while the walk writes attributes
+    /// (see [`Self::attribute`]), on for bodies and [`Self::mask_attributes`].
+    masking: bool,
+    /// The attribute-rule counters bumped for the current record's
+    /// attributes, undone when they are redacted again with masks.
+    counted: Vec<usize>,
 }
 
 /// One field of a message written by this crate (single-byte tags).
@@ -78,6 +88,15 @@ fn fields(buf: &[u8]) -> impl Iterator<Item = Field<'_>> {
     })
 }
 
+/// The key of `KeyValue` content (empty when it has none): its first
+/// field, as the walk writes it, without the general field reader.
+fn key_of(content: &[u8]) -> &[u8] {
+    match content {
+        [KV_KEY, len, rest @ ..] if *len < 0x80 => rest.get(..usize::from(*len)).unwrap_or_default(),
+        _ => fields(content).find(|f| f.tag == KV_KEY).map_or(&[][..], |f| f.content),
+    }
+}
+
 /// The text of `AnyValue` content that is one string field.
 fn plain_string(content: &[u8]) -> Option<&str> {
     let mut it = fields(content);
@@ -96,111 +115,161 @@ impl<'r> Redaction<'r> {
             attrs: Vec::new(),
             tmp: String::new(),
             truncated: false,
+            masking: false,
+            counted: Vec::new(),
         }
     }
 
-    /// Redacts a record's parts into `self.body` and `self.attrs`;
-    /// whether each changed (an unchanged part is not written).
-    pub(super) fn record(&mut self, body: Option<&[u8]>, attrs: Option<&[u8]>) -> (bool, bool) {
+    /// Masks a record's body (`AnyValue` content) into `self.body`;
+    /// whether it changed (an unchanged body is not written).
+    pub(super) fn body(&mut self, body: &[u8]) -> bool {
+        if !self.rules.masks() || !self.rules.may_mask(body) {
+            return false;
+        }
         let mut out = std::mem::take(&mut self.body);
         out.clear();
-        let body_changed = match body {
-            Some(b) if self.rules.masks() => self.any(b, &mut out, None),
-            _ => false,
-        };
+        self.masking = true;
+        let changed = self.any(body, &mut out, None);
+        self.masking = false;
         self.body = out;
+        changed
+    }
+
+    /// Starts a record's redacted attributes.
+    pub(super) fn begin_attributes(&mut self) {
+        self.attrs.clear();
+        self.counted.clear();
+    }
+
+    /// Appends the redacted form of one `LogRecord.attributes` field
+    /// (`whole`, its `KeyValue` content `kv`) to `self.attrs`, decided by
+    /// its key, masks left out; whether it differs from the field.
+    pub(super) fn attribute(&mut self, whole: &[u8], kv: &[u8]) -> bool {
+        let mut out = std::mem::take(&mut self.attrs);
+        let changed = self.attribute_into(whole, kv, &mut out);
+        self.attrs = out;
+        changed
+    }
+
+    /// Once a record's attributes (`LogRecord.attributes` fields) are
+    /// written: when a mask may match within them (one prefilter scan over
+    /// all of them), redacts them again with masks and says whether they
+    /// changed; `None` when they were not redacted again.
+    pub(super) fn mask_attributes(&mut self, src: &[u8]) -> Option<bool> {
+        if !self.rules.masks() || !self.rules.may_mask(src) {
+            return None;
+        }
+        for rule in std::mem::take(&mut self.counted) {
+            if let Some(c) = self.counts.get_mut(rule) {
+                *c -= 1;
+            }
+        }
         let mut out = std::mem::take(&mut self.attrs);
         out.clear();
-        let attrs_changed = attrs.is_some_and(|a| self.attributes(a, &mut out));
+        self.masking = true;
+        let mut changed = false;
+        for f in fields(src) {
+            changed |= self.attribute_into(f.whole, f.content, &mut out);
+        }
+        self.masking = false;
         self.attrs = out;
-        (body_changed, attrs_changed)
+        Some(changed)
     }
 
     fn count(&mut self, rule: Option<usize>) {
-        if let Some(c) = rule.and_then(|r| self.counts.get_mut(r)) {
+        if let Some(r) = rule
+            && let Some(c) = self.counts.get_mut(r)
+        {
             *c += 1;
+            if !self.masking {
+                self.counted.push(r);
+            }
         }
     }
 
-    /// `LogRecord.attributes` fields, each decided by its key.
-    fn attributes(&mut self, src: &[u8], out: &mut Vec<u8>) -> bool {
-        let mut changed = false;
-        for f in fields(src) {
-            let (mut key, mut value) = (None, None);
-            for kv in fields(f.content) {
-                match kv.tag {
-                    KV_KEY if key.is_none() => key = Some(kv),
-                    KV_VALUE if value.is_none() => value = Some(kv),
-                    _ => {}
-                }
-            }
-            let d = self.rules.decide(key.as_ref().map_or(&[][..], |k| k.content));
-            let key_bytes = key.as_ref().map_or(&[][..], |k| k.whole);
-            match (d.action, value) {
-                (Action::Drop, _) => {
-                    self.count(d.rule);
-                    changed = true;
-                }
-                (Action::Hash, Some(v)) => {
-                    // A string is hashed as its text, anything else as its encoding.
-                    let mut inner = fields(v.content);
-                    let input = match (inner.next(), inner.next()) {
-                        (Some(s), None) if s.tag == ANY_STRING => s.content,
-                        _ => v.content,
-                    };
-                    let at = open_field(out, LOG_ATTRIBUTE);
-                    out.extend_from_slice(key_bytes);
-                    let va = open_field(out, KV_VALUE);
-                    let sa = open_field(out, ANY_STRING);
-                    self.rules.hash_into(input, out);
-                    close_field(out, sa);
-                    close_field(out, va);
-                    close_field(out, at);
-                    self.count(d.rule);
-                    changed = true;
-                }
-                (Action::Keep | Action::Truncate(_), Some(v))
-                    if self.rules.masks() || matches!(d.action, Action::Truncate(_)) =>
-                {
-                    let limit = match d.action {
-                        Action::Truncate(n) => Some(n),
-                        _ => None,
-                    };
-                    // The common case, one string short of any limit, without
-                    // the general rewrite (and copied as it is when unmasked).
-                    if let Some(text) = plain_string(v.content)
-                        && limit.is_none_or(|n| text.len() <= n)
-                    {
-                        let mut tmp = std::mem::take(&mut self.tmp);
-                        if self.rules.mask(text, &mut tmp, &mut self.counts) {
-                            let at = open_field(out, LOG_ATTRIBUTE);
-                            out.extend_from_slice(key_bytes);
-                            let va = open_field(out, KV_VALUE);
-                            put_field(out, ANY_STRING, tmp.as_bytes());
-                            close_field(out, va);
-                            close_field(out, at);
-                            changed = true;
-                        } else {
-                            out.extend_from_slice(f.whole);
-                        }
-                        self.tmp = tmp;
-                        continue;
-                    }
-                    let at = open_field(out, LOG_ATTRIBUTE);
-                    out.extend_from_slice(key_bytes);
-                    let va = open_field(out, KV_VALUE);
-                    self.truncated = false;
-                    changed |= self.any(v.content, out, limit);
-                    close_field(out, va);
-                    close_field(out, at);
-                    if self.truncated {
-                        self.count(d.rule);
-                    }
-                }
-                _ => out.extend_from_slice(f.whole),
+    fn attribute_into(&mut self, whole: &[u8], content: &[u8], out: &mut Vec<u8>) -> bool {
+        let d = self.rules.decide(key_of(content));
+        // Kept, and not masked: copied as it is.
+        if d.action == Action::Keep && !self.masking {
+            out.extend_from_slice(whole);
+            return false;
+        }
+        let (mut key, mut value) = (None, None);
+        for kv in fields(content) {
+            match kv.tag {
+                KV_KEY if key.is_none() => key = Some(kv),
+                KV_VALUE if value.is_none() => value = Some(kv),
+                _ => {}
             }
         }
-        changed
+        let key_bytes = key.as_ref().map_or(&[][..], |k| k.whole);
+        match (d.action, value) {
+            (Action::Drop, _) => {
+                self.count(d.rule);
+                true
+            }
+            (Action::Hash, Some(v)) => {
+                // A string is hashed as its text, anything else as its encoding.
+                let mut inner = fields(v.content);
+                let input = match (inner.next(), inner.next()) {
+                    (Some(s), None) if s.tag == ANY_STRING => s.content,
+                    _ => v.content,
+                };
+                let at = open_field(out, LOG_ATTRIBUTE);
+                out.extend_from_slice(key_bytes);
+                let va = open_field(out, KV_VALUE);
+                let sa = open_field(out, ANY_STRING);
+                self.rules.hash_into(input, out);
+                close_field(out, sa);
+                close_field(out, va);
+                close_field(out, at);
+                self.count(d.rule);
+                true
+            }
+            (Action::Keep | Action::Truncate(_), Some(v))
+                if self.masking || matches!(d.action, Action::Truncate(_)) =>
+            {
+                let limit = match d.action {
+                    Action::Truncate(n) => Some(n),
+                    _ => None,
+                };
+                // The common case, one string short of any limit, without
+                // the general rewrite (and copied as it is when unmasked).
+                if let Some(text) = plain_string(v.content)
+                    && limit.is_none_or(|n| text.len() <= n)
+                {
+                    let mut tmp = std::mem::take(&mut self.tmp);
+                    let masked = self.masking && self.rules.mask(text, &mut tmp, &mut self.counts);
+                    if masked {
+                        let at = open_field(out, LOG_ATTRIBUTE);
+                        out.extend_from_slice(key_bytes);
+                        let va = open_field(out, KV_VALUE);
+                        put_field(out, ANY_STRING, tmp.as_bytes());
+                        close_field(out, va);
+                        close_field(out, at);
+                    } else {
+                        out.extend_from_slice(whole);
+                    }
+                    self.tmp = tmp;
+                    return masked;
+                }
+                let at = open_field(out, LOG_ATTRIBUTE);
+                out.extend_from_slice(key_bytes);
+                let va = open_field(out, KV_VALUE);
+                self.truncated = false;
+                let changed = self.any(v.content, out, limit);
+                close_field(out, va);
+                close_field(out, at);
+                if self.truncated {
+                    self.count(d.rule);
+                }
+                changed
+            }
+            _ => {
+                out.extend_from_slice(whole);
+                false
+            }
+        }
     }
 
     /// `AnyValue` content with every string masked (and cut to `limit`
@@ -215,7 +284,7 @@ impl<'r> Redaction<'r> {
                         continue;
                     };
                     let mut tmp = std::mem::take(&mut self.tmp);
-                    let masked = self.rules.masks() && self.rules.mask(s, &mut tmp, &mut self.counts);
+                    let masked = self.masking && self.rules.mask(s, &mut tmp, &mut self.counts);
                     let text = if masked { tmp.as_str() } else { s };
                     let cut = limit.map_or(text, |n| truncate_utf8(text, n));
                     if cut.len() < text.len() {

@@ -228,3 +228,26 @@ fn resource_carries_source_identity_and_config() {
     );
     assert_eq!(r.attributes[4], s("service.name", "override"));
 }
+
+#[test]
+fn a_redacted_record_keeps_only_its_redacted_bytes_and_its_fingerprint_as_sent() {
+    use crate::privacy::{Action, AttrRule, PrivacySpec};
+    let spec = PrivacySpec {
+        attributes: vec![AttrRule { key: "arguments".into(), action: Action::Drop }],
+        ..PrivacySpec::default()
+    };
+    let Ok(Some(rules)) = spec.compile() else { panic!("compiles") };
+    let plain = decode_page(SAMPLE.as_bytes(), 7).unwrap_or_else(|e| panic!("{e}"));
+    let red = decode_page_with(SAMPLE.as_bytes(), 7, Some(&rules)).unwrap_or_else(|e| panic!("{e}"));
+    let (a, b) = (plain.records.iter().next(), red.records.iter().next());
+    let (Some(a), Some(b)) = (a, b) else { panic!("one record each") };
+    assert_eq!(a.fingerprint(), b.fingerprint(), "fingerprinted as the API sent it");
+    assert_eq!(a.site(), b.site());
+    assert!(b.site().is_some());
+    assert!(b.encoded().len() < a.encoded().len());
+    // The dropped value is nowhere in the page's buffer, not only not sent.
+    let needle = b"randomData";
+    assert!(plain.records.buf.windows(needle.len()).any(|w| w == needle));
+    assert!(!red.records.buf.windows(needle.len()).any(|w| w == needle));
+    assert_eq!(red.privacy_changed, [1]);
+}

@@ -10,11 +10,13 @@ use super::json::{Parser, WireError};
 use super::page::{Item, Records};
 use super::proto::*;
 mod finish;
+mod site;
 
 use super::redact::Redaction;
 use super::{ConvertStats, hex_into, severity, trace_id_into};
 use crate::forge::model::Num;
 use finish::Finish;
+use site::site_string;
 
 /// The attribute whose string value names the record's site.
 const SITE_KEY: &str = "installationContext";
@@ -24,6 +26,9 @@ const SITE_KEY: &str = "installationContext";
 struct Scratch {
     body: Vec<u8>,
     attrs: Vec<u8>,
+    /// With privacy rules: a changed record's content as the API sent it,
+    /// hashed for its fingerprint and not kept.
+    content: Vec<u8>,
 }
 
 impl<'a> Parser<'a> {
@@ -76,11 +81,12 @@ impl<'a> Parser<'a> {
         scratch: &mut Scratch,
         observed_ns: u64,
         stats: &mut ConvertStats,
-        redaction: Option<&mut Redaction<'_>>,
+        mut redaction: Option<&mut Redaction<'_>>,
     ) -> Result<(), WireError> {
         self.open(b'{', "expected a log record object")?;
         let (mut time, mut sev_number, mut sev_text, mut trace, mut span) = (None, None, None, None, None);
         let (mut body, mut attrs) = (false, false);
+        let mut attrs_changed = false;
         let mut site = None;
         scratch.body.clear();
         scratch.attrs.clear();
@@ -108,7 +114,12 @@ impl<'a> Parser<'a> {
                 8 => body = !self.null()? && self.any_value(&mut scratch.body).map(|()| true)?,
                 16 => trace = self.opt_str()?,
                 32 => span = self.opt_str()?,
-                64 => attrs = !self.null()? && self.attributes(&mut scratch.attrs, &mut site).map(|()| true)?,
+                64 => {
+                    if !self.null()? {
+                        attrs = true;
+                        attrs_changed = self.attributes(&mut scratch.attrs, &mut site, redaction.as_deref_mut())?;
+                    }
+                }
                 _ => self.skip()?,
             }
         }
@@ -154,51 +165,81 @@ impl<'a> Parser<'a> {
         fin.trace = trace_ok.then_some(t);
         fin.span = span_ok.then_some(sp);
         let (body, attrs) = (body.then_some(&scratch.body[..]), attrs.then_some(&scratch.attrs[..]));
-        let redacted = match redaction {
-            Some(r) => match r.record(body, attrs) {
-                (false, false) => None,
-                (b, a) => Some((if b { Some(&r.body[..]) } else { body }, if a { Some(&r.attrs[..]) } else { attrs })),
-            },
-            None => None,
-        };
+        let red = redaction.map(|r| {
+            let body_changed = body.is_some_and(|b| r.body(b));
+            (&*r, body_changed)
+        });
         let buf = &mut out.buf;
         let start = buf.len();
-        let attrs_at = fin.write(buf, body, attrs);
-        let content_end = buf.len();
-        let enc_start = match redacted {
-            Some((body, attrs)) => {
-                let at = buf.len();
+        let (content_end, fingerprint, site) = match red {
+            Some((r, body_changed)) if body_changed || attrs_changed => {
+                // Hashed as the API sent it, written only redacted.
+                scratch.content.clear();
+                let attrs_at = fin.write(&mut scratch.content, body, attrs);
+                let fingerprint = crate::fingerprint::hash_bytes(&scratch.content);
+                let body = if body_changed { Some(&r.body[..]) } else { body };
+                let attrs = if attrs_changed { Some(&r.attrs[..]) } else { attrs };
                 fin.write(buf, body, attrs);
-                at
+                (start, Some(fingerprint), site.map(|(a, b)| (attrs_at + a, attrs_at + b)))
             }
-            None => start,
+            _ => {
+                let attrs_at = fin.write(buf, body, attrs);
+                (buf.len(), None, site.map(|(a, b)| (attrs_at + a, attrs_at + b)))
+            }
         };
         let time_unix_nano = fin.time_unix_nano;
         if observed_ns != 0 {
             buf.push(LOG_OBSERVED_TIME);
             buf.extend_from_slice(&observed_ns.to_le_bytes());
         }
-        let site = site.map(|(a, b)| (attrs_at + a, attrs_at + b));
-        out.items.push(Item { start, content_end, enc_start, end: buf.len(), time_unix_nano, site });
+        let end = buf.len();
+        // The site as the API sent it: after the message when only the
+        // unkept content held it.
+        let site = match (fingerprint, site) {
+            (Some(_), Some((a, b))) => scratch.content.get(a..b).map(|s| {
+                buf.extend_from_slice(s);
+                (end, buf.len())
+            }),
+            (_, site) => site,
+        };
+        out.items.push(Item { start, content_end, end, time_unix_nano, site, fingerprint });
         Ok(())
     }
 
     /// A record's `attributes` array, as `LogRecord.attributes` fields.
-    /// `site`: where the first `installationContext` attribute's string lies.
-    fn attributes(&mut self, out: &mut Vec<u8>, site: &mut Option<(usize, usize)>) -> Result<(), WireError> {
+    /// `site`: where the first `installationContext` attribute's string
+    /// lies. With privacy rules, each field is redacted as soon as it is
+    /// written; whether any changed.
+    fn attributes(
+        &mut self,
+        out: &mut Vec<u8>,
+        site: &mut Option<(usize, usize)>,
+        mut redaction: Option<&mut Redaction<'_>>,
+    ) -> Result<bool, WireError> {
         self.open(b'[', "`attributes`: expected an array")?;
+        if let Some(r) = redaction.as_deref_mut() {
+            r.begin_attributes();
+        }
         let mut site_done = false;
+        let mut changed = false;
         let mut first = true;
         while self.next_elem(&mut first)? {
+            let field = out.len();
             let at = open_field(out, LOG_ATTRIBUTE);
             let is_site = self.key_value(out)?;
-            let content = close_field(out, at);
+            let (a, b) = close_field(out, at);
+            if let Some(r) = redaction.as_deref_mut() {
+                changed |= r.attribute(out.get(field..).unwrap_or_default(), out.get(a..b).unwrap_or_default());
+            }
             if is_site && !site_done {
                 site_done = true;
-                *site = site_string(out, content);
+                *site = site_string(out, (a, b));
             }
         }
-        Ok(())
+        if let Some(r) = redaction {
+            changed = r.mask_attributes(out).unwrap_or(changed);
+        }
+        Ok(changed)
     }
 
     /// A `{"key": ..., "value": ...}` object as `KeyValue` content; whether
@@ -352,30 +393,4 @@ impl<'a> Parser<'a> {
         close_field(out, at);
         Ok(())
     }
-}
-
-/// Within `KeyValue` content written here (`start..end` of `buf`): the
-/// range of its value's string, when the value is a string.
-fn site_string(buf: &[u8], (start, end): (usize, usize)) -> Option<(usize, usize)> {
-    let (_, key_end) = field_at(buf, start, end, KV_KEY)?;
-    let (value, value_end) = field_at(buf, key_end, end, KV_VALUE)?;
-    field_at(buf, value, value_end, ANY_STRING)
-}
-
-/// The content range of the length-delimited field `tag` starting at `at`.
-fn field_at(buf: &[u8], at: usize, end: usize, tag: u8) -> Option<(usize, usize)> {
-    if *buf.get(at)? != tag {
-        return None;
-    }
-    let mut len = 0usize;
-    let mut i = at + 1;
-    for shift in (0..64).step_by(7) {
-        let b = *buf.get(i)?;
-        i += 1;
-        len |= usize::from(b & 0x7f) << shift;
-        if b < 0x80 {
-            return (i + len <= end).then_some((i, i + len));
-        }
-    }
-    None
 }

@@ -1,9 +1,10 @@
 //! Mask patterns: regular expressions whose matches in a string are
 //! replaced by a fixed marker, with ready-made named ones.
 //!
-//! Masking runs the patterns in order and again until nothing matches
-//! (bounded), so the output holds no match of any pattern and masking it
-//! again changes nothing (a property test holds this). Named patterns use
+//! Masking ([`Masker`], in `masker.rs`) replaces every pattern's matches
+//! and runs again until nothing matches (bounded), so the output holds no
+//! match of any pattern and masking it again changes nothing (a property
+//! test holds this). Named patterns use
 //! ASCII classes and ASCII word boundaries: the faster automata apply, and
 //! what they look for is ASCII anyway.
 
@@ -12,6 +13,7 @@ use std::borrow::Cow;
 use regex::{Captures, NoExpand, Regex, RegexBuilder};
 
 use super::MaskSpec;
+pub use super::masker::Masker;
 
 /// The named patterns: (name, regex, whether a match must pass the Luhn check).
 pub const NAMED: &[(&str, &str, bool)] = &[
@@ -45,10 +47,10 @@ pub const NAMED: &[(&str, &str, bool)] = &[
 ];
 
 /// Cap on a user's compiled pattern: a config must not cost the process its memory.
-const MAX_PATTERN_BYTES: usize = 1 << 20;
+pub(super) const MAX_PATTERN_BYTES: usize = 1 << 20;
 /// Passes over one string before giving up on a fixed point (a pattern
 /// that matches its own marker would otherwise loop).
-const MAX_PASSES: usize = 4;
+pub(super) const MAX_PASSES: usize = 4;
 
 /// One compiled pattern.
 #[derive(Debug, Clone)]
@@ -63,22 +65,24 @@ pub struct Pattern {
 /// What every match of a named pattern holds, by the pattern's name.
 fn hint(name: &str) -> Option<fn(&[u8]) -> bool> {
     match name {
-        "email" => Some(|b| b.contains(&b'@')),
+        "email" => Some(|b| memchr::memchr(b'@', b).is_some()),
         "token" => Some(token_hint),
-        "ipv4" => Some(|b| b.contains(&b'.')),
-        "ipv6" => Some(|b| b.windows(2).any(|w| w == b"::") || b.iter().filter(|&&c| c == b':').count() >= 7),
+        "ipv4" => Some(|b| memchr::memchr(b'.', b).is_some()),
+        "ipv6" => Some(|b| memchr::memchr_iter(b':', b).nth(1).is_some()),
         _ => None,
     }
 }
 
-/// `bearer` or `basic` in any case, `eyJ` or `ATATT`: candidates found by
-/// a vectorised byte search, then checked (no substring searcher: building
-/// one costs more than a short string's whole scan).
+/// `bearer` or `basic` in any case right before a blank, `eyJ` or
+/// `ATATT`: candidates found by a vectorised byte search, then checked (no
+/// substring searcher per call: building one costs more than a short
+/// string's whole scan). Blanks rather than `b`: hex ids are full of `b`.
 fn token_hint(b: &[u8]) -> bool {
-    let at = |i: usize, lit: &[u8]| b.get(i..i + lit.len()).is_some_and(|w| w.eq_ignore_ascii_case(lit));
-    memchr::memchr3_iter(b'b', b'B', b'J', b).any(|i| match b.get(i) {
-        Some(b'J') => i >= 2 && b.get(i - 2..i) == Some(b"ey"),
-        _ => at(i, b"bearer") || at(i, b"basic"),
+    let ends =
+        |i: usize, lit: &[u8]| i >= lit.len() && b.get(i - lit.len()..i).is_some_and(|w| w.eq_ignore_ascii_case(lit));
+    memchr::memchr3_iter(b' ', b'\t', b'J', b).any(|i| match b.get(i) {
+        Some(b'J') => ends(i, b"ey"),
+        _ => ends(i, b"bearer") || ends(i, b"basic"),
     }) || memchr::memchr_iter(b'A', b).any(|i| b.get(i..i + 5) == Some(b"ATATT"))
 }
 
@@ -118,9 +122,29 @@ impl Pattern {
         self.re.is_match(s)
     }
 
+    /// The pattern's regex text.
+    pub(super) fn as_str(&self) -> &str {
+        self.re.as_str()
+    }
+
+    /// Whether matches must pass the Luhn check.
+    pub(super) fn luhn(&self) -> bool {
+        self.luhn
+    }
+
+    /// Whether the pattern has a byte test.
+    pub(super) fn has_hint(&self) -> bool {
+        self.hint.is_some()
+    }
+
+    /// Whether `b` passes the pattern's byte test (true without one).
+    pub(super) fn hinted(&self, b: &[u8]) -> bool {
+        self.hint.is_none_or(|h| h(b))
+    }
+
     /// `s` with this pattern's matches replaced by `marker`, when any was.
-    fn replace(&self, s: &str, marker: &str) -> Option<String> {
-        if self.hint.is_some_and(|h| !h(s.as_bytes())) {
+    pub(super) fn replace(&self, s: &str, marker: &str) -> Option<String> {
+        if !self.hinted(s.as_bytes()) {
             return None;
         }
         let out = if self.luhn {
@@ -143,64 +167,12 @@ fn one_line(s: &str) -> String {
 }
 
 /// The Luhn checksum over the digits of `s`.
-fn luhn(s: &str) -> bool {
+pub(super) fn luhn(s: &str) -> bool {
     let mut sum = 0u32;
     for (i, d) in s.bytes().rev().filter(u8::is_ascii_digit).map(|b| u32::from(b - b'0')).enumerate() {
         sum += if i % 2 == 1 { [0, 2, 4, 6, 8, 1, 3, 5, 7, 9][d as usize] } else { d };
     }
     sum.is_multiple_of(10)
-}
-
-/// The patterns of a source, each with its counter index, and the marker.
-#[derive(Debug, Clone)]
-pub struct Masker {
-    patterns: Vec<(Pattern, usize)>,
-    marker: String,
-}
-
-impl Masker {
-    pub fn new(patterns: Vec<(Pattern, usize)>, marker: String) -> Self {
-        Self { patterns, marker }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.patterns.is_empty()
-    }
-
-    /// Writes `s` masked into `out` (cleared first) when any pattern
-    /// matched; whether one did. `counts[i]` counts the strings pattern
-    /// `i` changed.
-    pub fn mask(&self, s: &str, out: &mut String, counts: &mut [u64]) -> bool {
-        let mut cur = Cow::Borrowed(s);
-        let mut changed = Vec::new();
-        for _ in 0..MAX_PASSES {
-            let mut again = false;
-            for (n, (p, counter)) in self.patterns.iter().enumerate() {
-                if let Some(next) = p.replace(&cur, &self.marker) {
-                    cur = Cow::Owned(next);
-                    again = true;
-                    if changed.is_empty() {
-                        changed = vec![false; self.patterns.len()];
-                    }
-                    if let Some(seen) = changed.get_mut(n).filter(|seen| !**seen) {
-                        *seen = true;
-                        if let Some(c) = counts.get_mut(*counter) {
-                            *c += 1;
-                        }
-                    }
-                }
-            }
-            if !again {
-                break;
-            }
-        }
-        if changed.is_empty() {
-            return false;
-        }
-        out.clear();
-        out.push_str(&cur);
-        true
-    }
 }
 
 #[cfg(test)]

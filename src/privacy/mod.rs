@@ -19,6 +19,7 @@
 
 pub mod glob;
 pub mod mask;
+mod masker;
 pub mod text;
 
 use std::sync::Arc;
@@ -231,6 +232,12 @@ impl Rules {
         if let Some(key) = &self.key {
             text::hex_hmac(key, value, out);
         }
+    }
+
+    /// Whether some mask pattern may match within `b` (a byte prefilter,
+    /// no false negatives): when not, nothing in `b` needs masking.
+    pub fn may_mask(&self, b: &[u8]) -> bool {
+        self.masker.may_match(b)
     }
 
     /// Masks `s` into `out` when a pattern matches; whether it did.

@@ -122,6 +122,18 @@ fn texty() -> impl Strategy<Value = String> {
     prop::collection::vec(atoms, 0..40).prop_map(|v| v.concat())
 }
 
+#[test]
+fn a_rejected_card_candidate_leaves_the_other_patterns_masked() {
+    let r = all_masks();
+    let mut counts = vec![0; r.names().len()];
+    let mut out = String::new();
+    // Luhn fails on the digits: the string is masked pattern by pattern.
+    assert!(r.mask("n 4111 1111 1111 1112 by a@b.cc", &mut out, &mut counts));
+    assert_eq!(out, "n 4111 1111 1111 1112 by [redacted]");
+    assert!(r.mask("card 4111 1111 1111 1111, Bearer x1", &mut out, &mut counts));
+    assert_eq!(out, "card [redacted], [redacted]");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
 
@@ -143,5 +155,15 @@ proptest! {
         let first = if r.mask(&s, &mut once, &mut counts) { once.clone() } else { s.clone() };
         let mut twice = String::new();
         prop_assert!(!r.mask(&first, &mut twice, &mut counts), "{s:?} → {first:?} → {twice:?}");
+    }
+
+    #[test]
+    fn the_combined_pass_changes_what_the_patterns_one_by_one_change(s in texty()) {
+        let r = all_masks();
+        let mut counts = vec![0; r.names().len()];
+        let (mut a, mut b) = (String::new(), String::new());
+        let combined = r.mask(&s, &mut a, &mut counts);
+        let one_by_one = r.masker.one_by_one(&s, &mut b, &mut counts);
+        prop_assert_eq!(combined, one_by_one, "{:?} → {:?} / {:?}", s, a, b);
     }
 }

@@ -1,14 +1,15 @@
 //! A record's fields after the finishing rules (time, severity, ids),
-//! written as `LogRecord` protobuf bytes: once as the API sent the record,
-//! and once more, redacted, when privacy rules changed it.
+//! written as `LogRecord` protobuf bytes: as the API sent the record, and,
+//! when privacy rules changed it, also redacted (the first then only feeds
+//! the fingerprint and is not kept).
 
 use prost::encoding::encode_varint;
 
 use super::super::proto::*;
 use super::super::{ATTR_RAW_TIME, ATTR_SEVERITY_NUMBER};
 
-/// A record's fields after the finishing rules, written once as the API
-/// sent the record and once more, redacted, when privacy rules changed it.
+/// A record's fields after the finishing rules, written as the API sent
+/// the record and, when privacy rules changed it, also redacted.
 pub(super) struct Finish<'t> {
     pub(super) time_unix_nano: u64,
     pub(super) level: i32,
