@@ -19,7 +19,8 @@
 //! end after `now - settle`. A first-pass window that is already `late`
 //! old when read is final: `w2` follows `w` over it, so a backfill costs
 //! one read per stretch, not two. A window that straddles the late
-//! horizon is cut at it for the same reason.
+//! horizon is cut at it for the same reason, when the final part is at
+//! least as long as the rest.
 
 pub use crate::progress::{Pass, Window};
 
@@ -79,9 +80,15 @@ pub fn next(w: i64, w2: i64, p: &Params) -> Next {
 
     let first = (w + interval <= first_limit).then(|| {
         let end = (w + p.max_window_ms).min(first_limit);
-        // A window straddling the late horizon is cut there: the older part is
-        // final and never read again; only the recent part gets a second pass.
-        let window = if late_on && complete_cut > w + interval && complete_cut < end {
+        // A window straddling the late horizon is cut there when its older part
+        // is at least as long as the rest (a backfill's end, a long outage): that
+        // part is final and never read again; only the recent part gets a second
+        // pass. A shorter older part is read with the rest: the second pass
+        // covers it in the call it makes anyway, and cutting it would keep a
+        // first pass that calls less often than `interval` (a short budget)
+        // trailing by `late` for good, each read ending at the late horizon.
+        let old_part_long = complete_cut - w >= end - complete_cut;
+        let window = if late_on && complete_cut > w + interval && complete_cut < end && old_part_long {
             Window { pass: Pass::First, start_ms: w, end_ms: complete_cut, complete: true }
         } else {
             Window { pass: Pass::First, start_ms: w, end_ms: end, complete: !late_on || end <= complete_cut }

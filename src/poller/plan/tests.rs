@@ -36,6 +36,23 @@ fn first_start_cuts_at_the_late_horizon_then_reads_the_rest() {
 }
 
 #[test]
+fn a_first_pass_calling_less_often_than_interval_is_not_held_at_the_late_horizon() {
+    // The budget lets this source call every 3 minutes (interval 1 minute):
+    // its first pass is 3 minutes past the late horizon at each call. The short
+    // final part is read with the rest, so the read ends at the settle line.
+    let now = 100 * DAY;
+    let (mut w, mut w2) = (now - 13 * MIN, now - 13 * MIN);
+    let win = fetch(next(w, w2, &params(now)));
+    assert_eq!((win.pass, win.start_ms, win.end_ms, win.complete), (Pass::First, w, now - MIN, false));
+    advance(&mut w, &mut w2, &win);
+    assert_eq!((w, w2), (now - MIN, now - 13 * MIN), "the whole stretch waits for its second read");
+    // Three minutes later the second pass reads the stretch now final, in one call.
+    let later = now + 3 * MIN;
+    let win = fetch(next(w, w2, &params(later)));
+    assert_eq!((win.pass, win.start_ms, win.end_ms), (Pass::Late, now - 13 * MIN, later - 10 * MIN));
+}
+
+#[test]
 fn exactly_one_hour_is_one_window() {
     let now = 100 * DAY;
     let mut p = params(now);
