@@ -265,7 +265,7 @@ fn set_aside(dir: &std::path::Path) -> Vec<String> {
 /// file as it was.
 async fn refused(w: &World, cfg: &str, path: &std::path::Path, bytes: &[u8], expect: &str) -> (bool, String) {
     std::fs::write(path, bytes).unwrap_or_else(|e| panic!("{e}"));
-    let before = w.rx.record_count();
+    let before = w.settled_count().await;
     let mut s = w.start(cfg, &[]);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (ready, _) = s.get("/readyz").await;
@@ -303,7 +303,7 @@ async fn c6_checkpoint_unreadable_newer_or_refiltered() {
     let held = path.with_extension("held");
     std::fs::rename(&path, &held).unwrap();
     std::fs::create_dir(&path).unwrap();
-    let before = w.rx.record_count();
+    let before = w.settled_count().await;
     let mut s = w.start(&cfg, &[]);
     tokio::time::sleep(Duration::from_secs(3)).await;
     let (ready, _) = s.get("/readyz").await;

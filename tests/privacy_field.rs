@@ -124,15 +124,7 @@ async fn changing_the_rules_between_runs_loses_and_repeats_nothing() {
     }
     first.proc.terminate(Duration::from_secs(10));
     // What the collector still forwards from the first run arrives first.
-    let mut before = w.rx.record_count();
-    for _ in 0..20 {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        let now = w.rx.record_count();
-        if now == before {
-            break;
-        }
-        before = now;
-    }
+    let before = w.settled_count().await;
     assert!(before >= 300, "{before}");
     let config = w.config("api_token: ${env:FORGE_API_TOKEN}", "", "", RULES);
     let mut second = w.start(&config, &[("PRIVACY_HASH_KEY", HASH_KEY)]);

@@ -177,6 +177,15 @@ fn metrics_headers_are_secrets() {
     let bad = env(&[("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "hunter2")]);
     let err = Config::from_yaml(&text, &bad).err().map(|e| e.to_string()).unwrap_or_default();
     assert!(err.contains("OTEL_EXPORTER_OTLP_METRICS_HEADERS") && !err.contains("hunter2"), "{err}");
+    // Written HTTP-style, the credential lands in the name: never echoed.
+    const HTTP_STYLE: &str = "Authorization: Basic dXNlcjpwYXNz==";
+    for (var, bad) in [
+        ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", env(&[("OTEL_EXPORTER_OTLP_METRICS_HEADERS", HTTP_STYLE)])),
+        ("OTEL_EXPORTER_OTLP_HEADERS", env(&[("OTEL_EXPORTER_OTLP_HEADERS", HTTP_STYLE)])),
+    ] {
+        let err = Config::from_yaml(&text, &bad).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("not a valid header name") && !err.contains("dXNlcjpwYXNz"), "{var}: {err}");
+    }
 }
 
 #[test]

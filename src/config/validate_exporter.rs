@@ -81,9 +81,13 @@ pub(super) fn exporter(
             None => Vec::new(),
         },
     };
-    for (k, _) in &headers {
+    for (i, (k, _)) in headers.iter().enumerate() {
         if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || "-_".contains(c)) {
-            errs.push(format!("exporter.headers.{k}"), "not a valid header name");
+            // Not echoed: a value written `Name: value=...` lands in the name.
+            errs.push(
+                format!("exporter.headers[{i}]"),
+                "not a valid header name (letters, digits, `-` and `_` only; write `name=value`)",
+            );
         }
     }
     let compression =

@@ -43,7 +43,7 @@ pub(super) fn client(cfg: &ExporterConfig) -> Result<reqwest::Client, SetupError
     let mut headers = HeaderMap::new();
     for (k, v) in &cfg.headers {
         let name = HeaderName::from_bytes(k.as_bytes())
-            .map_err(|_| SetupError(format!("exporter.headers.{k}: not a valid header name")))?;
+            .map_err(|_| SetupError("exporter.headers: a name is not a valid header name".to_string()))?;
         let mut value = HeaderValue::from_str(v.expose())
             .map_err(|_| SetupError(format!("exporter.headers.{k}: value is not a valid header value")))?;
         value.set_sensitive(true);

@@ -357,6 +357,21 @@ impl World {
         }
     }
 
+    /// The receiver's record count once the collector has forwarded what it
+    /// still held (unchanged for half a second, 10 s at most).
+    pub async fn settled_count(&self) -> usize {
+        let mut count = self.rx.record_count();
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let now = self.rx.record_count();
+            if now == count {
+                break;
+            }
+            count = now;
+        }
+        count
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.dir.path().join("state")
     }
