@@ -252,14 +252,7 @@ fn metrics_source_status(
         "last_export_error": error(st.last_export_error),
         "last_checkpoint_error": error(st.last_checkpoint_error),
         "config_error": st.config_error,
-        "points": {
-            "fetched": load(&m.received),
-            "delivered": load(&m.sent),
-            "duplicates_dropped": load(&m.duplicates),
-            "dead_lettered": load(&m.dead_lettered),
-            "rejected": load(&m.rejected),
-            "in_flight": load(&m.in_flight),
-        },
+        "points": counts(m),
         "gap_seconds": load(&m.gap_seconds),
         "account": {
             "budget_key": account,
@@ -345,18 +338,24 @@ fn source_status(s: &ServerState, m: &SourceMetrics, now: i64) -> serde_json::Va
         "last_checkpoint_error": st.last_checkpoint_error.map(|e| json!({"at": format_millis(e.at_ms), "message": e.message})),
         "config_error": st.config_error,
         "api_calls_last_minute": m.calls_last_minute(now),
-        "records": {
-            "fetched": load(&m.received),
-            "delivered": load(&m.sent),
-            "duplicates_dropped": load(&m.duplicates),
-            "dead_lettered": load(&m.dead_lettered),
-            "rejected": load(&m.rejected),
-            "in_flight": load(&m.in_flight),
-        },
+        "records": counts(m),
         "gap_seconds": load(&m.gap_seconds),
         "late_pass_skipped_seconds": load(&m.late_pass_skipped_seconds),
         "not_ready": not_ready_reasons(&s.limits(), m, now),
         "sites": sites,
+    })
+}
+
+/// What a source fetched and what became of it (records or data points).
+fn counts(m: &SourceMetrics) -> serde_json::Value {
+    let load = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    json!({
+        "fetched": load(&m.received),
+        "delivered": load(&m.sent),
+        "duplicates_dropped": load(&m.duplicates),
+        "dead_lettered": load(&m.dead_lettered),
+        "rejected": load(&m.rejected),
+        "in_flight": load(&m.in_flight),
     })
 }
 
