@@ -104,20 +104,22 @@ def rotel(tmp):
     return proc, g, h
 
 
-def sidecar(tmp, sim_port, endpoint, protocol, poll, extra="", name="bench", budget="requests_per_minute: 10000"):
+def sidecar(tmp, sim_port, endpoint, protocol, poll, extra="", name="bench", budget="requests_per_minute: 10000",
+            envs=None):
+    """The sidecar: one log source of demo-app ("bench", production), or one per
+    environment in `envs` (named after it)."""
     sp = port()
     state = os.path.join(tmp, f"state-{name}")
     cfg = os.path.join(tmp, f"{name}.yaml")
+    pairs = [(e, e) for e in envs] if envs else [("production", "bench")]
+    sources = "".join(f"  - app_id: demo-app\n    environment_id: {e}\n    name: {n}\n" for e, n in pairs)
     open(cfg, "w").write(f"""forge:
   base_url: http://127.0.0.1:{sim_port}
   email: bench@example.com
   api_token: bench-token
   {budget}
 sources:
-  - app_id: demo-app
-    environment_id: production
-    name: bench
-poll:
+{sources}poll:
 {poll}
 exporter:
   protocol: {protocol}
@@ -290,35 +292,6 @@ def pacing(tmp):
     return dict(calls=len(calls), windows=windows, elapsed=elapsed, minimum=minimum, n429=n429, worst=worst)
 
 
-def sidecar_sources(tmp, sim_port, endpoint, envs, poll, name):
-    """The sidecar with one log source per environment of demo-app, the real budget (30 calls per minute)."""
-    sp = port()
-    state = os.path.join(tmp, f"state-{name}")
-    cfg = os.path.join(tmp, f"{name}.yaml")
-    sources = "".join(f"  - app_id: demo-app\n    environment_id: {e}\n    name: {e}\n" for e in envs)
-    open(cfg, "w").write(f"""forge:
-  base_url: http://127.0.0.1:{sim_port}
-  email: bench@example.com
-  api_token: bench-token
-  requests_per_minute: 30
-sources:
-{sources}poll:
-{poll}
-exporter:
-  protocol: http/json
-  endpoint: {endpoint}
-state:
-  dir: {state}
-server:
-  listen: 127.0.0.1:{sp}
-log:
-  level: warn
-""")
-    proc = Proc([BIN, "run", "--config", cfg], log=os.path.join(tmp, f"{name}.log"))
-    wait_port(sp)
-    return proc, sp
-
-
 def freshness(tmp, n_sources, run_s):
     """Real time, the default poll settings (interval, settle_delay, late_arrival), the real
     budget of 30 calls a minute shared by `n_sources` sources of one app (one environment
@@ -357,8 +330,9 @@ def freshness(tmp, n_sources, run_s):
     # Only the first read's start; interval, settle_delay and late_arrival are the defaults.
     poll = "  initial_lookback: 1h"
     t_start = int(time.time() * 1000)
-    side, port_ = sidecar_sources(tmp, sp, f"http://127.0.0.1:{srv.server_address[1]}", envs, poll,
-                                  name=f"fresh{n_sources}")
+    # The real budget: 30 calls a minute, shared by the app's sources.
+    side, port_ = sidecar(tmp, sp, f"http://127.0.0.1:{srv.server_address[1]}", "http/json", poll,
+                          name=f"fresh{n_sources}", budget="requests_per_minute: 30", envs=envs)
     time.sleep(run_s)
     t_end = int(time.time() * 1000)
     status = json.loads(get(f"http://127.0.0.1:{port_}/status"))
