@@ -42,12 +42,20 @@ impl Seen {
         }
     }
 
-    fn count(&self, patterns: &[(Pattern, usize)], counts: &mut [u64]) {
+    /// The end of a masking: when a pattern matched, counts each pattern
+    /// that did and writes the masked text into `out`; whether one did.
+    fn finish(&self, masked: &str, patterns: &[(Pattern, usize)], out: &mut String, counts: &mut [u64]) -> bool {
+        if self.0.is_empty() {
+            return false;
+        }
         for (seen, (_, counter)) in self.0.iter().zip(patterns) {
             if let Some(c) = counts.get_mut(*counter).filter(|_| *seen) {
                 *c += 1;
             }
         }
+        out.clear();
+        out.push_str(masked);
+        true
     }
 }
 
@@ -107,13 +115,7 @@ impl Masker {
             }
             cur = Cow::Owned(next);
         }
-        if seen.0.is_empty() {
-            return false;
-        }
-        seen.count(&self.patterns, counts);
-        out.clear();
-        out.push_str(&cur);
-        true
+        seen.finish(&cur, &self.patterns, out, counts)
     }
 
     /// The patterns in order, each over the whole string, again until
@@ -134,12 +136,6 @@ impl Masker {
                 break;
             }
         }
-        if seen.0.is_empty() {
-            return false;
-        }
-        seen.count(&self.patterns, counts);
-        out.clear();
-        out.push_str(&cur);
-        true
+        seen.finish(&cur, &self.patterns, out, counts)
     }
 }
