@@ -219,6 +219,9 @@ fn sizes_and_durations() {
     assert_eq!(validate::parse_duration("0"), Ok(Duration::ZERO));
     assert_eq!(validate::parse_duration("1h 30m"), Ok(Duration::from_secs(5400)));
     assert!(validate::parse_duration("soon").is_err());
+    assert!(validate::parse_duration("366d").is_ok());
+    assert!(validate::parse_duration("367d").is_err(), "capped: later sums of durations cannot overflow");
+    assert!(validate::parse_duration("500000000000y").is_err());
 }
 
 #[test]

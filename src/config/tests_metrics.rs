@@ -194,6 +194,11 @@ fn metrics_timeout() {
     assert_eq!((logs.timeout, metrics.timeout), (Duration::from_secs(1), Duration::from_millis(2500)));
     let (_, metrics) = exporters("", &[("OTEL_EXPORTER_OTLP_TIMEOUT", "7000")]);
     assert_eq!(metrics.timeout, Duration::from_secs(7));
+    // Capped like every duration of the config.
+    let text = base(&format!("  - app_id: {APP}\n    environments: [prod]\n"));
+    let huge = env(&[("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "18446744073709551615")]);
+    let err = Config::from_yaml(&text, &huge).err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(err.contains("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT") && err.contains("at most 366 days"), "{err}");
 }
 
 #[test]

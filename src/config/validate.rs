@@ -64,8 +64,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if t == "0" {
         return Ok(Duration::ZERO);
     }
-    humantime::parse_duration(t).map_err(|e| format!("invalid duration `{t}` ({e}); use forms like 30s, 1m, 1h"))
+    let d = humantime::parse_duration(t)
+        .map_err(|e| format!("invalid duration `{t}` ({e}); use forms like 30s, 1m, 1h"))?;
+    if d > MAX_DURATION {
+        return Err(format!("`{t}` is longer than any setting takes (at most 366d)"));
+    }
+    Ok(d)
 }
+
+/// The longest duration any setting takes: every later sum or product of
+/// durations (deadlines, health limits) stays far from overflow.
+pub(crate) const MAX_DURATION: Duration = Duration::from_secs(366 * 86_400);
 
 /// `4MiB`, `512KiB`, `10MB`, `1048576`.
 pub(crate) fn parse_size(text: &str) -> Result<u64, String> {

@@ -102,10 +102,16 @@ pub(super) fn exporter(
         Some(t) => errs.duration("exporter.timeout", &Some(t), Duration::from_secs(10)),
         None => match lookup("TIMEOUT") {
             // The OTLP spec gives this variable in milliseconds.
-            Some((name, v)) => v.trim().parse::<u64>().map(Duration::from_millis).unwrap_or_else(|_| {
-                errs.push(name, format!("`{v}` is not a number of milliseconds"));
-                Duration::from_secs(10)
-            }),
+            Some((name, v)) => v
+                .trim()
+                .parse::<u64>()
+                .map(Duration::from_millis)
+                .ok()
+                .filter(|d| *d <= super::validate::MAX_DURATION)
+                .unwrap_or_else(|| {
+                    errs.push(name, format!("`{v}` is not a number of milliseconds of at most 366 days"));
+                    Duration::from_secs(10)
+                }),
             None => Duration::from_secs(10),
         },
     };
