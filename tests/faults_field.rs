@@ -25,7 +25,7 @@ async fn r12_interval_at_the_budgets_pace_starves_no_pass() {
     let config = w
         .config(
             "api_token: ${env:FORGE_API_TOKEN}",
-            "  interval: 100ms\n  settle_delay: 300ms\n  late_arrival: 4s\n  initial_lookback: 10m",
+            "  interval: 100ms\n  settle_delay: 300ms\n  late_arrival: 4s\n  initial_lookback: 11m",
             "",
             "",
         )

@@ -206,7 +206,45 @@ pub async fn wait_for(rx: &Receiver, expected: Vec<u64>, limit: Duration) -> Tal
 
 /// [`wait_for`], counting newer records' copies as the simulator holds them.
 pub async fn wait_for_sim(sim: &SimHandle, rx: &Receiver, expected: Vec<u64>, limit: Duration) -> Tally {
-    wait_until(rx, &expected, limit, |s| sim.copies_of(s)).await
+    let t = wait_until(rx, &expected, limit, |s| sim.copies_of(s)).await;
+    if t.lost > 0 {
+        eprintln!("{}", describe_lost(sim, &expected, &rx.seqs()));
+    }
+    t
+}
+
+/// Where the first lost copies sit: each one's timestamp after the start of
+/// the simulator's history and the moment the API showed it, so that a
+/// failing row says whether a window edge, the lookback or a late record
+/// lost it.
+pub fn describe_lost(sim: &SimHandle, expected: &[u64], got: &[u64]) -> String {
+    let mut have: HashMap<u64, usize> = HashMap::new();
+    for s in got {
+        *have.entry(*s).or_default() += 1;
+    }
+    let g = sim.generator();
+    let streams = sim.streams();
+    let t0 = sim.history_start_ns();
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64);
+    let mut lines = Vec::new();
+    for s in expected {
+        match have.get_mut(s) {
+            Some(n) if *n > 0 => *n -= 1,
+            _ => {
+                let m = g.meta(&streams[(s >> 40) as usize], s & ((1 << 40) - 1));
+                lines.push(format!(
+                    "  seq {s:#x}: ts = history start + {:.3} s = now - {:.3} s, visible {:.3} s after ts, ts % 60 s = {:.3} s",
+                    (m.ts_ns - t0) as f64 / 1e9,
+                    (now - m.ts_ns) as f64 / 1e9,
+                    (m.visible_ns - m.ts_ns) as f64 / 1e9,
+                    m.ts_ns.rem_euclid(60_000_000_000) as f64 / 1e9,
+                ));
+            }
+        }
+    }
+    let n = lines.len();
+    lines.truncate(10);
+    format!("lost {n} copies:\n{}", lines.join("\n"))
 }
 
 async fn wait_until(rx: &Receiver, expected: &[u64], limit: Duration, copies: impl Fn(u64) -> usize) -> Tally {
