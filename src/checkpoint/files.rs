@@ -56,6 +56,38 @@ pub(super) fn replace(
     tmp: &Path,
     fill: impl FnOnce(&mut BufWriter<&File>) -> io::Result<()>,
 ) -> io::Result<()> {
+    replace_file(dir, path, tmp, fill)?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// [`replace`] whose rename over an existing file is left for the next
+/// directory fsync (a new name is synced at once). Until then, a power
+/// loss (not a process crash: the kernel has the rename) can bring back
+/// the file as it was before: for the small checkpoint file that means a
+/// page read again, whose records the journal recognises. Whoever drops
+/// state the older file still needs (journal compaction) syncs the
+/// directory first.
+pub(super) fn replace_lazy(
+    dir: &Path,
+    path: &Path,
+    tmp: &Path,
+    fill: impl FnOnce(&mut BufWriter<&File>) -> io::Result<()>,
+) -> io::Result<()> {
+    let existed = path.exists();
+    replace_file(dir, path, tmp, fill)?;
+    if !existed {
+        sync_dir(dir);
+    }
+    Ok(())
+}
+
+fn replace_file(
+    dir: &Path,
+    path: &Path,
+    tmp: &Path,
+    fill: impl FnOnce(&mut BufWriter<&File>) -> io::Result<()>,
+) -> io::Result<()> {
     let file = open_in(dir, tmp, private().write(true).create(true).truncate(true))?;
     {
         let mut w = BufWriter::with_capacity(64 * 1024, &file);
@@ -64,9 +96,7 @@ pub(super) fn replace(
     }
     file.sync_all()?;
     drop(file);
-    std::fs::rename(tmp, path)?;
-    sync_dir(dir);
-    Ok(())
+    std::fs::rename(tmp, path)
 }
 
 /// Removes `path`; a file already gone is not an error.

@@ -244,6 +244,22 @@ impl Store {
     /// Writes the small file atomically and durably (temporary file, fsync,
     /// rename, directory fsync), always as [`VERSION`].
     pub fn save(&self, cp: &Checkpoint) -> Result<(), CheckpointError> {
+        self.write_small(cp, false)
+    }
+
+    /// A page's end in one call: appends the counts of its last request
+    /// (if any) to the journal, fsynced, then rewrites the small file,
+    /// fsynced, leaving the rename's directory fsync to the next one that
+    /// is needed ([`files::replace_lazy`]: a power loss at worst brings
+    /// the previous small file back, and the page is read again and
+    /// recognised by the journal's counts). Safe to call again after an
+    /// error: an entry states a count, and replay keeps the largest.
+    pub(crate) fn save_page(&self, cp: &Checkpoint, entries: &[(i64, u64, u32)]) -> Result<(), CheckpointError> {
+        self.append(&cp.source, entries)?;
+        self.write_small(cp, true)
+    }
+
+    fn write_small(&self, cp: &Checkpoint, lazy: bool) -> Result<(), CheckpointError> {
         let path = self.path(&cp.source);
         let bytes = if cp.version == VERSION {
             serde_json::to_vec(cp)?
@@ -251,8 +267,13 @@ impl Store {
             serde_json::to_vec(&Checkpoint { version: VERSION, ..cp.clone() })?
         };
         let tmp = path.with_extension("json.tmp");
-        files::replace(&self.dir, &path, &tmp, |w| w.write_all(&bytes))
-            .map_err(|source| CheckpointError::Write { path, source })
+        let fill = |w: &mut io::BufWriter<&std::fs::File>| w.write_all(&bytes);
+        let written = if lazy {
+            files::replace_lazy(&self.dir, &path, &tmp, fill)
+        } else {
+            files::replace(&self.dir, &path, &tmp, fill)
+        };
+        written.map_err(|source| CheckpointError::Write { path, source })
     }
 
     /// Rewrites the journal with exactly `live` when its dead entries have
@@ -269,6 +290,9 @@ impl Store {
         if !journal::should_compact(len, live.len()) {
             return Ok(false);
         }
+        // The small file that moved W2 past the dropped counts must be the
+        // one a power loss keeps (its renames are synced lazily).
+        files::sync_dir(&self.dir);
         journal::rewrite(&self.dir, &path, live).map_err(err)?;
         Ok(true)
     }

@@ -16,10 +16,20 @@ use serde::Serialize;
 
 use crate::config::Config;
 
-/// Calls one round of each app's log sources takes: every site group of
-/// every source once, for each pass (two unless `late_arrival` is 0).
+/// Calls one round (one `interval`) of each app's log sources takes:
+/// every site group of every source once for the first pass, and the
+/// share of a call the second pass makes per interval (it reads one
+/// stretch of [`super::plan::stride`] at a time; none when `late_arrival`
+/// is 0).
 pub fn calls_per_round(cfg: &Config) -> BTreeMap<String, f64> {
-    let passes = if cfg.poll.late_arrival.is_zero() { 1.0 } else { 2.0 };
+    let p = &cfg.poll;
+    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+    let interval = ms(p.interval).max(1);
+    let passes = if p.late_arrival.is_zero() {
+        1.0
+    } else {
+        1.0 + interval as f64 / super::plan::stride(ms(p.late_arrival), interval, ms(crate::config::MAX_WINDOW)) as f64
+    };
     let mut out: BTreeMap<String, f64> = BTreeMap::new();
     for s in &cfg.sources {
         *out.entry(s.app_id.clone()).or_default() += s.site_groups().len() as f64 * passes;
@@ -115,7 +125,7 @@ mod tests {
 
     #[test]
     fn within_the_budget_the_interval_holds() {
-        // Five sources, two passes, every 30 s: 20 calls a minute of 30.
+        // Ten calls a round every 30 s: 20 calls a minute of 30.
         let d = app_demand(&inputs(&[]));
         assert_eq!(d.calls_needed_per_minute, 20.0);
         assert_eq!(d.effective_interval_seconds, 30.0);

@@ -8,8 +8,9 @@
 //!   once it was `late` old, catching records that appeared late.
 //!
 //! Each pass's oldest unread stretch has a deadline: `start + interval +
-//! settle` for the first pass, `start + interval + late` for the second
-//! (DESIGN.md 4). The pass whose deadline is earlier goes first, and the
+//! settle` for the first pass, `start + step + late` for the second, whose
+//! stride is a quarter of `late` and at least `interval` ([`late_step`];
+//! DESIGN.md 4). The pass whose deadline is earlier goes first, and the
 //! app's budget grants calls across sources in deadline order too, so no
 //! pass and no source starves another whatever `interval` is. A pass that
 //! waited reads everything it has accumulated (up to an hour), so demand
@@ -51,14 +52,30 @@ pub enum Next {
     Sleep(i64),
 }
 
+/// The second pass's stride: it reads once a stretch of this length is
+/// `late` old, a quarter of `late_arrival` but never less than `interval`
+/// (nor more than a window). Its reads find mostly records delivered
+/// already; long stretches fill whole pages, so each re-read record costs
+/// its decoding and little else, and the second pass spends a call per
+/// stride rather than per interval. A late record waits up to one stride
+/// more for it: it arrives within `late_arrival` × 1.25 + `interval`.
+pub(crate) fn late_step(p: &Params) -> i64 {
+    stride(p.late_ms, p.interval_ms, p.max_window_ms)
+}
+
+/// [`late_step`] from the settings alone.
+pub(crate) fn stride(late_ms: i64, interval_ms: i64, max_window_ms: i64) -> i64 {
+    (late_ms / 4).min(max_window_ms).max(interval_ms.max(1))
+}
+
 /// When the stretch starting a window falls due: its deadline, for
 /// ordering calls across passes and sources (earliest first).
 pub(crate) fn due(window: &Window, p: &Params) -> i64 {
-    let wait = match window.pass {
-        Pass::First => p.settle_ms,
-        Pass::Late => p.late_ms,
+    let (step, wait) = match window.pass {
+        Pass::First => (p.interval_ms.max(1), p.settle_ms),
+        Pass::Late => (late_step(p), p.late_ms),
     };
-    window.start_ms.saturating_add(p.interval_ms.max(1)).saturating_add(wait)
+    window.start_ms.saturating_add(step).saturating_add(wait)
 }
 
 /// Moves marks older than the API's retention up to it. Returns the
@@ -96,7 +113,8 @@ pub fn next(w: i64, w2: i64, p: &Params) -> Next {
         Planned { window, due_ms: due(&window, p) }
     });
     let second_limit = w.min(complete_cut);
-    let second = (late_on && second_limit > w2 && w2 + interval <= complete_cut).then(|| {
+    let step = late_step(p);
+    let second = (late_on && second_limit > w2 && w2 + step <= complete_cut).then(|| {
         let end = (w2 + p.max_window_ms).min(second_limit);
         let window = Window { pass: Pass::Late, start_ms: w2, end_ms: end, complete: true };
         Planned { window, due_ms: due(&window, p) }
@@ -106,7 +124,7 @@ pub fn next(w: i64, w2: i64, p: &Params) -> Next {
         (Some(one), None) | (None, Some(one)) => Next::Fetch(one),
         (None, None) => {
             let first_at = w + interval + p.settle_ms;
-            let second_at = if late_on { w2 + interval + p.late_ms } else { i64::MAX };
+            let second_at = if late_on { w2 + step + p.late_ms } else { i64::MAX };
             Next::Sleep(first_at.min(second_at).max(p.now_ms + 1))
         }
     }

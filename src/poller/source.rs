@@ -64,6 +64,10 @@ pub struct SourceTask {
     future_lag_ms: i64,
     /// Journal entries appended since the last compaction.
     appended: usize,
+    /// Counts of the page's last request, appended with the checkpoint.
+    unsaved: Vec<(i64, u64, u32)>,
+    /// The live counts to rewrite the journal with, after the checkpoint.
+    compaction: Option<Delivered>,
     skew_reported: bool,
     buffers: PageBuffers,
 }
@@ -95,6 +99,8 @@ impl SourceTask {
             older_margin_ms: 0,
             future_lag_ms: 0,
             appended: 0,
+            unsaved: Vec::new(),
+            compaction: None,
             skew_reported: false,
             buffers: PageBuffers::default(),
         }

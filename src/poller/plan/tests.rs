@@ -195,15 +195,16 @@ fn a_clock_moving_backwards_plans_nothing_new() {
 #[test]
 fn the_pass_that_waited_longest_goes_first_and_late_never_overtakes() {
     let now = 100 * DAY;
-    // The second pass's stretch (due at w2 + 11 min) waited longer than the
-    // first pass's (due at w + 2 min): it goes first, and stops at `w`.
+    // The second pass's stretch (due at w2 + 12.5 min: its stride is a quarter
+    // of late_arrival) waited longer than the first pass's (due at w + 2 min):
+    // it goes first, and stops at `w`.
     let (mut w, mut w2) = (now - 5 * MIN, now - 30 * MIN);
     let planned = match next(w, w2, &params(now)) {
         Next::Fetch(p) => p,
         Next::Sleep(t) => panic!("sleep until {t}"),
     };
     assert_eq!(planned.window.pass, Pass::Late);
-    assert_eq!(planned.due_ms, w2 + MIN + 10 * MIN);
+    assert_eq!(planned.due_ms, w2 + 150_000 + 10 * MIN);
     assert!(planned.window.end_ms <= now - 10 * MIN && planned.window.end_ms <= w);
     advance(&mut w, &mut w2, &planned.window);
     let win = fetch(next(w, w2, &params(now)));
@@ -245,8 +246,11 @@ fn an_interval_at_the_budgets_pace_starves_neither_pass() {
             worst_late_lag = worst_late_lag.max((now - MIN) - w2);
         }
     }
+    // The second pass reads 15 s stretches (a quarter of late_arrival): about
+    // 120 reads in 30 minutes, each as soon as its stretch is late-settled.
+    assert_eq!(late_step(&p), 15_000);
     assert!(lates > 100 && firsts > 100, "both passes run: {firsts} first, {lates} late");
-    assert!(worst_late_lag <= 10_000, "the second pass keeps up: {worst_late_lag} ms behind its horizon");
+    assert!(worst_late_lag <= 15_000 + 4_000, "the second pass keeps up: {worst_late_lag} ms behind its horizon");
 }
 
 #[test]
@@ -255,5 +259,26 @@ fn windows_in_progress_keep_their_deadline() {
     let win = Window { pass: Pass::First, start_ms: 5 * MIN, end_ms: 6 * MIN, complete: false };
     assert_eq!(due(&win, &p), 5 * MIN + MIN + MIN);
     let late = Window { pass: Pass::Late, ..win };
-    assert_eq!(due(&late, &p), 5 * MIN + MIN + 10 * MIN);
+    assert_eq!(due(&late, &p), 5 * MIN + 150_000 + 10 * MIN);
+}
+
+#[test]
+fn the_second_pass_strides_a_quarter_of_late_arrival_never_less_than_interval() {
+    let mut p = params(100 * DAY);
+    assert_eq!(late_step(&p), 150_000, "10 min late: 2.5 min stretches");
+    p.late_ms = 2 * MIN;
+    assert_eq!(late_step(&p), MIN, "never below interval");
+    p.interval_ms = 1_000;
+    assert_eq!(late_step(&p), 30_000);
+    p.late_ms = 10 * HOUR;
+    assert_eq!(late_step(&p), HOUR, "never more than a window");
+    // The stride is waited for: a stretch of 29 s is not read yet, 30 s is, in one window.
+    p.late_ms = 2 * MIN;
+    p.now_ms = 100 * DAY;
+    let w = p.now_ms - 5_000;
+    let w2 = p.now_ms - 2 * MIN - 29_000;
+    assert!(matches!(next(w, w2, &p), Next::Sleep(t) if t == w2 + 30_000 + 2 * MIN));
+    let w2 = w2 - 1_000;
+    let win = fetch(next(w, w2, &p));
+    assert_eq!((win.pass, win.start_ms, win.end_ms), (Pass::Late, w2, p.now_ms - 2 * MIN));
 }

@@ -13,7 +13,7 @@ use super::{MAX_DELIVERED, MAX_EMPTY_PAGES, MAX_LOOP_RESTARTS, PageError, Source
 use crate::convert::{self, Decoded, Record};
 use crate::export::DeliverError;
 use crate::metrics::{LastError, SourceMetrics};
-use crate::progress::{Pass, Progress, Window};
+use crate::progress::{Progress, Window};
 
 impl SourceTask {
     /// Delivers one page and moves the progress on. `Ok(Some(d))`: wait `d`
@@ -49,7 +49,8 @@ impl SourceTask {
         let mut done = 0usize;
         let head = self.head.clone();
         let encoded: Vec<&[u8]> = out.iter().map(Record::encoded).collect();
-        for batch in convert::batches(&head, encoded, self.shared.max_request_bytes) {
+        let mut batches = convert::batches(&head, encoded, self.shared.max_request_bytes).peekable();
+        while let Some(batch) = batches.next() {
             let n = batch.records();
             if let Err(e) = self.shared.exporter.deliver(&batch, &m, cancel).await {
                 // Not delivered: these records will be fetched again, so they
@@ -69,13 +70,17 @@ impl SourceTask {
             }
             m.in_flight.fetch_sub(n, Ordering::Relaxed);
             pending -= n;
-            // What went is on disk before the page's next request is sent.
+            // What went is on disk before the page's next request is sent;
+            // the last request's counts go with the checkpoint ([`Self::commit`]).
             let upto = done + n as usize;
             let entries = f.raise.get(done..upto).unwrap_or_default().to_vec();
             for (t, fp, count) in &entries {
                 self.delivered.raise(*t, *fp, *count);
             }
-            if !self.persist_delivered(entries, cancel).await {
+            self.appended += entries.len();
+            if batches.peek().is_none() {
+                self.unsaved = entries;
+            } else if !self.persist_delivered(entries, cancel).await {
                 return Err(PageError::Cancelled);
             }
             done = upto;
@@ -158,24 +163,12 @@ impl SourceTask {
             }
         }
         self.publish_marks();
-        if self.window_done_needs_compaction(progress.window.pass) {
-            self.compact();
+        if self.appended > 2 * self.delivered.len() + 10_000 {
+            // Rewritten with the checkpoint that moved W2, in the same
+            // blocking call: never beside an append of this source.
+            self.appended = self.delivered.len();
+            self.compaction = Some(self.delivered.clone());
         }
-    }
-
-    fn window_done_needs_compaction(&self, _pass: Pass) -> bool {
-        self.appended > 2 * self.delivered.len() + 10_000
-    }
-
-    /// Rewrites the journal with the live counts, off the async runtime.
-    fn compact(&mut self) {
-        let (store, name, live) = (self.shared.store.clone(), self.source.name.clone(), self.delivered.clone());
-        self.appended = live.len();
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = store.compact(&name, &live) {
-                tracing::warn!(source = %name, error = %e, "delivered-record journal not compacted; trying again later");
-            }
-        });
     }
 
     /// Appends delivered counts to the journal (fsynced), retrying until
@@ -184,20 +177,30 @@ impl SourceTask {
         if entries.is_empty() {
             return true;
         }
-        self.appended += entries.len();
         let (store, name) = (self.shared.store.clone(), self.source.name.clone());
         let what = "delivered records not recorded";
         let write = move || store.append(&name, &entries);
         carry::until_written(&self.source.name, what, &self.metrics, &self.shared.clock, cancel, write).await
     }
 
-    /// Saves the checkpoint, retrying until it is on disk. False when
-    /// cancelled before that (the next start repeats the last page).
+    /// Saves the checkpoint, with the counts of the page's last request
+    /// appended first and a due journal compaction after, in one call off
+    /// the runtime, retrying until it is on disk. False when cancelled
+    /// before that (the next start repeats the last page).
     pub(super) async fn commit(&mut self, cancel: &CancellationToken) -> bool {
         #[cfg(feature = "testkit")]
         crate::testkit::crash_point::before_commit();
         let (store, cp) = (self.shared.store.clone(), self.cp.clone());
-        let write = move || store.save(&cp);
+        let (entries, compaction) = (std::mem::take(&mut self.unsaved), self.compaction.take());
+        let write = move || {
+            store.save_page(&cp, &entries)?;
+            if let Some(live) = &compaction
+                && let Err(e) = store.compact(&cp.source, live)
+            {
+                tracing::warn!(source = %cp.source, error = %e, "delivered-record journal not compacted; trying again later");
+            }
+            Ok::<(), crate::checkpoint::CheckpointError>(())
+        };
         let saved = carry::until_written(
             &self.source.name,
             "checkpoint not saved",
