@@ -14,14 +14,20 @@
 //!
 //! Order of writes, and what a crash at each point costs:
 //! 1. A request is accepted by the backend; its counts are appended to the
-//!    journal and fsynced before anything else moves. A crash before that
-//!    fsync: the records of that request are delivered again (at most one
-//!    page); a torn entry at the journal's end is cut off on load.
-//! 2. After the page, the small file moves the marks and cursor. A crash
-//!    before the rename: the page is read again, and its records are
-//!    recognised by their counts and not sent twice.
-//! 3. After W2 moves, the journal may be compacted (temporary file, fsync,
-//!    rename). A crash leaves the old journal or the new one, whole.
+//!    journal and fsynced before the page's next request is sent (the
+//!    page's last request: in the same blocking call as step 2, before
+//!    it, [`Store::save_page`]). A crash before that fsync: the records of
+//!    that request are delivered again (at most one page); a torn entry at
+//!    the journal's end is cut off on load.
+//! 2. After the page, the small file moves the marks and cursor (its data
+//!    fsynced, then renamed; the directory is synced lazily, so only a
+//!    power loss, not a process crash, can bring back the previous file).
+//!    A crash before the rename: the page is read again, and its records
+//!    are recognised by their counts and not sent twice.
+//! 3. After W2 moves, the journal may be compacted: the directory is
+//!    synced (the small file that moved W2 is the one kept), then the
+//!    journal rewritten (temporary file, fsync, rename). A crash leaves the
+//!    old journal or the new one, whole.
 //!
 //! Loading never throws progress away: a file that cannot be read right
 //! now is an error to retry ([`LoadError::Unreadable`]); a file from a
