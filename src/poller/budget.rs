@@ -140,7 +140,7 @@ impl Budget {
             }
             inner.next_slot = inner.calls.back().map(|t| *t + period / b.limit as u32);
         }
-        b.memory = Some(memory);
+        b.memory = Some(memory.keeping(period));
         b
     }
 

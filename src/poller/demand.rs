@@ -147,6 +147,25 @@ mod tests {
     }
 
     #[test]
+    fn a_round_is_a_first_pass_call_and_the_second_pass_share_of_one() {
+        let yaml = |poll: &str| {
+            format!(
+                "forge:\n  email: a@example.com\n  api_token: t\nsources:\n  - app_id: app-1\n    environment_id: production\n  - app_id: app-1\n    environment_id: staging\npoll:\n{poll}\nexporter:\n  endpoint: http://127.0.0.1:4317\nstate:\n  dir: /tmp/unused\n"
+            )
+        };
+        let round = |poll: &str| {
+            let cfg = Config::from_yaml(&yaml(poll), &|_| None).unwrap_or_else(|e| panic!("{e}"));
+            calls_per_round(&cfg).get("app-1").copied().unwrap_or_default()
+        };
+        // 30 s interval, 10 min late: the second pass reads 150 s stretches,
+        // a fifth of a call per interval per source.
+        assert!((round("  interval: 30s\n  late_arrival: 10m") - 2.4).abs() < 1e-9);
+        // A stride never shorter than the interval: one call each per round.
+        assert_eq!(round("  interval: 30s\n  late_arrival: 1m"), 4.0);
+        assert_eq!(round("  interval: 30s\n  late_arrival: 0s"), 2.0);
+    }
+
+    #[test]
     fn lags_are_the_worst_source_behind_each_target() {
         // Source a: first pass 12 s behind now - 5 s, second 30 s behind now - 600 s.
         // Source b: first pass on time, second pass 90 s behind; c: marks not known yet.

@@ -3,8 +3,8 @@
 //! another (a crash, a kill -9, a rolling update) does not spend calls its
 //! predecessor already spent in the API's window.
 //!
-//! Written after every call on a blocking thread, never on the async
-//! runtime; not fsynced (a process crash keeps the page cache; only a
+//! Holds the calls of the last period only. Written after every call on
+//! a blocking thread, never on the async runtime; not fsynced (a process crash keeps the page cache; only a
 //! power loss forgets, and that risks one 429 at most).
 
 use std::collections::VecDeque;
@@ -40,6 +40,9 @@ struct Shared {
 pub(crate) struct Memory {
     shared: Arc<Shared>,
     limit: usize,
+    /// Calls older than this are forgotten (the budget's period): the file
+    /// stays as small as the calls that still count.
+    keep_ms: i64,
 }
 
 /// The file of an app's memory in `dir`.
@@ -69,7 +72,14 @@ impl Memory {
                 next_seq: Mutex::new(0),
             }),
             limit: limit.max(1),
+            keep_ms: i64::MAX,
         }
+    }
+
+    /// Forgets calls older than `period` from now on.
+    pub(crate) fn keeping(mut self, period: Duration) -> Self {
+        self.keep_ms = i64::try_from(period.as_millis()).unwrap_or(i64::MAX).max(1);
+        self
     }
 
     /// How long ago each remembered call within the last `period` was, oldest first.
@@ -91,7 +101,7 @@ impl Memory {
         let snapshot: Vec<i64> = {
             let mut calls = lock(&self.shared.calls);
             calls.push_back(now);
-            while calls.len() > self.limit.min(KEPT) {
+            while calls.len() > self.limit.min(KEPT) || calls.front().is_some_and(|t| now - *t >= self.keep_ms) {
                 calls.pop_front();
             }
             calls.iter().copied().collect()
@@ -151,6 +161,19 @@ mod tests {
         assert!(recent.iter().all(|d| *d < Duration::from_secs(60)));
         assert!(Memory::open(dir.path(), "app-2", 30).recent_calls(Duration::from_secs(60)).is_empty());
         assert!(again.recent_calls(Duration::ZERO).is_empty(), "nothing older than the period counts");
+    }
+
+    #[test]
+    fn calls_older_than_the_period_leave_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = Memory::open(dir.path(), "app-1", 10_000).keeping(Duration::from_millis(50));
+        for _ in 0..5 {
+            m.record(tokio::time::Instant::now());
+        }
+        std::thread::sleep(Duration::from_millis(80));
+        m.record(tokio::time::Instant::now());
+        let file: File = serde_json::from_slice(&std::fs::read(path(dir.path(), "app-1")).unwrap()).unwrap();
+        assert_eq!(file.calls_unix_ms.len(), 1, "only the call within the period is kept");
     }
 
     #[test]
