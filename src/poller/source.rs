@@ -32,6 +32,9 @@ const MAX_LOOP_RESTARTS: u32 = 3;
 const MAX_EMPTY_PAGES: u32 = 20;
 /// Delivered-record counts kept at most per source (about 40 bytes each in memory).
 const MAX_DELIVERED: usize = 2_000_000;
+/// The small checkpoint file is rewritten after a page at most this often
+/// (every page's counts are in the journal already; see `commit`).
+const SMALL_FILE_EVERY: Duration = Duration::from_secs(5);
 /// How far past each end of a window a request reaches (DESIGN.md 5).
 const EDGE_MS: i64 = 1;
 /// A clock skew above this is reported.
@@ -68,6 +71,10 @@ pub struct SourceTask {
     unsaved: Vec<(i64, u64, u32)>,
     /// The live counts to rewrite the journal with, after the checkpoint.
     compaction: Option<Delivered>,
+    /// When the small file was last written, and whether the checkpoint
+    /// moved since (see [`SMALL_FILE_EVERY`]).
+    small_saved: Option<Instant>,
+    small_dirty: bool,
     skew_reported: bool,
     buffers: PageBuffers,
 }
@@ -101,6 +108,8 @@ impl SourceTask {
             appended: 0,
             unsaved: Vec::new(),
             compaction: None,
+            small_saved: None,
+            small_dirty: false,
             skew_reported: false,
             buffers: PageBuffers::default(),
         }
@@ -285,7 +294,7 @@ impl SourceTask {
                             continue;
                         }
                     };
-                    if !self.commit(&cancel).await {
+                    if !self.commit(&cancel, false).await {
                         break;
                     }
                     if let Some(wait) = wait
@@ -313,12 +322,13 @@ impl SourceTask {
                     {
                         break;
                     }
-                    if self.cp.current.as_ref() != Some(&progress) && !self.commit(&cancel).await {
+                    if self.cp.current.as_ref() != Some(&progress) && !self.commit(&cancel, true).await {
                         break;
                     }
                 }
             }
         }
+        self.flush_small().await;
         self.metrics.update(|s| s.state = crate::metrics::SourceState::Stopped);
         tracing::info!(source = %self.source.name, "source stopped");
     }

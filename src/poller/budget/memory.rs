@@ -130,18 +130,24 @@ impl Memory {
     }
 }
 
+/// Overwrites the file in place, in one write from its start: no new
+/// file, no rename (this runs after every call). A shorter text is padded
+/// with blanks to the old length, which JSON ignores, so no truncation can
+/// leave a stale tail; the file is as long as the most calls it held
+/// within one period.
 fn write_file(path: &Path, file: &File) -> std::io::Result<()> {
-    let bytes = serde_json::to_vec(file).map_err(std::io::Error::other)?;
-    let tmp = path.with_extension("json.tmp");
-    {
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-        let mut f = opts.open(&tmp)?;
-        f.write_all(&bytes)?;
+    let mut bytes = serde_json::to_vec(file).map_err(std::io::Error::other)?;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(path)?;
+    let old = f.metadata()?.len();
+    let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
+    if len < old {
+        bytes.resize(usize::try_from(old).unwrap_or(bytes.len()), b' ');
     }
-    std::fs::rename(&tmp, path)
+    f.write_all(&bytes)
 }
 
 #[cfg(test)]
@@ -174,6 +180,20 @@ mod tests {
         m.record(tokio::time::Instant::now());
         let file: File = serde_json::from_slice(&std::fs::read(path(dir.path(), "app-1")).unwrap()).unwrap();
         assert_eq!(file.calls_unix_ms.len(), 1, "only the call within the period is kept");
+    }
+
+    #[test]
+    fn a_shorter_memory_overwrites_a_longer_one_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = path(dir.path(), "app-1");
+        std::fs::write(&p, vec![b'x'; 4096]).unwrap();
+        let m = Memory::open(dir.path(), "app-1", 30);
+        m.record(tokio::time::Instant::now());
+        let bytes = std::fs::read(&p).unwrap();
+        assert_eq!(bytes.len(), 4096, "padded, never truncated");
+        let file: File = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(file.calls_unix_ms.len(), 1);
+        assert_eq!(Memory::open(dir.path(), "app-1", 30).recent_calls(Duration::from_secs(60)).len(), 1);
     }
 
     #[test]

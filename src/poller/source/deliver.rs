@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::super::filter::{self, Seen};
 use super::super::{carry, health, plan};
-use super::{MAX_DELIVERED, MAX_EMPTY_PAGES, MAX_LOOP_RESTARTS, PageError, SourceTask};
+use super::{MAX_DELIVERED, MAX_EMPTY_PAGES, MAX_LOOP_RESTARTS, PageError, SMALL_FILE_EVERY, SourceTask};
 use crate::convert::{self, Decoded, Record};
 use crate::export::DeliverError;
 use crate::metrics::{LastError, SourceMetrics};
@@ -158,6 +158,8 @@ impl SourceTask {
                 self.cp.late_watermark_ms = skip_to;
                 let secs = (skipped / 1000) as u64;
                 self.cp.late_pass_skipped_seconds_total += secs;
+                // A counter that must survive restarts: written with this page.
+                self.small_saved = None;
                 SourceMetrics::add(&self.metrics.late_pass_skipped_seconds, secs);
                 tracing::warn!(source = %self.source.name, skipped_seconds = secs, "delivered-record memory full; the second pass skips its oldest stretch (late records there are not caught)");
             }
@@ -183,16 +185,37 @@ impl SourceTask {
         carry::until_written(&self.source.name, what, &self.metrics, &self.shared.clock, cancel, write).await
     }
 
-    /// Saves the checkpoint, with the counts of the page's last request
-    /// appended first and a due journal compaction after, in one call off
-    /// the runtime, retrying until it is on disk. False when cancelled
-    /// before that (the next start repeats the last page).
-    pub(super) async fn commit(&mut self, cancel: &CancellationToken) -> bool {
+    /// Saves the checkpoint after a page: the counts of the page's last
+    /// request appended to the journal, then the small file, then a due
+    /// journal compaction, in one call off the runtime, retrying until it
+    /// is on disk. False when cancelled before that (the next start
+    /// repeats the last page).
+    ///
+    /// The small file is written when `force` (an error moved the
+    /// progress), when a compaction is due, when a counter that must
+    /// survive restarts moved, and otherwise at most every
+    /// [`SMALL_FILE_EVERY`]: the journal holds what each page delivered,
+    /// so a restart from a small file a few seconds old reads those
+    /// seconds again and recognises every record in them (nothing is sent
+    /// twice, nothing is skipped); it costs a call or two of the budget,
+    /// not a file creation, a rename and an fsync per page.
+    pub(super) async fn commit(&mut self, cancel: &CancellationToken, force: bool) -> bool {
         #[cfg(feature = "testkit")]
         crate::testkit::crash_point::before_commit();
+        let now = std::time::Instant::now();
+        let small = force
+            || self.compaction.is_some()
+            || self.small_saved.is_none_or(|t| now.duration_since(t) >= SMALL_FILE_EVERY);
+        if !small && self.unsaved.is_empty() {
+            self.small_dirty = true;
+            return true;
+        }
         let (store, cp) = (self.shared.store.clone(), self.cp.clone());
         let (entries, compaction) = (std::mem::take(&mut self.unsaved), self.compaction.take());
         let write = move || {
+            if !small {
+                return store.append(&cp.source, &entries);
+            }
             store.save_page(&cp, &entries)?;
             if let Some(live) = &compaction
                 && let Err(e) = store.compact(&cp.source, live)
@@ -212,7 +235,28 @@ impl SourceTask {
         .await;
         if saved {
             self.metrics.update(|s| s.checkpoint_failing = false);
+            if small {
+                self.small_saved = Some(now);
+            }
+            self.small_dirty = !small;
         }
         saved
+    }
+
+    /// Writes the small file once more when the source stops, if a page
+    /// moved it since its last write (one attempt: a failure only means
+    /// those seconds are read again).
+    pub(super) async fn flush_small(&mut self) {
+        if !self.small_dirty && self.unsaved.is_empty() {
+            return;
+        }
+        let (store, cp, entries) = (self.shared.store.clone(), self.cp.clone(), std::mem::take(&mut self.unsaved));
+        match tokio::task::spawn_blocking(move || store.save_page(&cp, &entries)).await {
+            Ok(Ok(())) => self.small_dirty = false,
+            Ok(Err(e)) => {
+                tracing::warn!(source = %self.source.name, error = %e, "checkpoint not saved at stop; the last seconds are read again at the next start")
+            }
+            Err(e) => tracing::warn!(source = %self.source.name, error = %e, "checkpoint not saved at stop"),
+        }
     }
 }
