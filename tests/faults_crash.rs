@@ -115,10 +115,12 @@ async fn c4_state_directory_refuses_writes() {
     let mut s = w.start(&w.default_config(), &[]);
     tokio::time::sleep(Duration::from_secs(2)).await;
     // The checkpoint's temporary file cannot be created (a directory sits at its path):
-    // as a full or read-only disk would, every write fails.
+    // as a full or read-only disk would, every write of the small file fails. It is
+    // written after a page at most every 5 s (the journal holds each page's counts),
+    // so within 5 s the source stops there and retries.
     let blocker = store.path("prod").with_extension("json.tmp");
     std::fs::create_dir_all(&blocker).unwrap_or_default();
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(7)).await;
     let (ready, reason) = s.get("/readyz").await;
     let delivered = w.rx.record_count();
     tokio::time::sleep(Duration::from_secs(2)).await;

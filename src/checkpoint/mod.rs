@@ -22,8 +22,11 @@
 //! 2. After the page, the small file moves the marks and cursor (its data
 //!    fsynced, then renamed; the directory is synced lazily, so only a
 //!    power loss, not a process crash, can bring back the previous file).
-//!    A crash before the rename: the page is read again, and its records
-//!    are recognised by their counts and not sent twice.
+//!    The poller writes it after a page at most every few seconds, and
+//!    always when an error moved the progress, a counter moved or the
+//!    source stops. A crash before the rename: the pages since the last
+//!    write are read again, and their records are recognised by their
+//!    counts and not sent twice.
 //! 3. After W2 moves, the journal may be compacted: the directory is
 //!    synced (the small file that moved W2 is the one kept), then the
 //!    journal rewritten (temporary file, fsync, rename). A crash leaves the
