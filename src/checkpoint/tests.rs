@@ -275,3 +275,22 @@ fn checkpoint_files_are_private() {
     assert_eq!(mode(&store.path("prod / eu")), 0o600);
     assert_eq!(mode(&store.journal_path("prod / eu")), 0o600);
 }
+
+#[test]
+fn a_page_saved_in_one_call_and_pages_between_small_files_in_the_journal_only() {
+    let (_d, store) = store();
+    let mut cp = sample();
+    let t = 20 * MINUTE_NS + 5;
+    store.save_page(&cp, &[(t, 7, 1)]).unwrap_or_else(|e| panic!("{e}"));
+    // Later pages append their counts only; the small file stays as it was.
+    cp.watermark_ms = 25 * 60_000;
+    store.append(&cp.source, &[(t + 1, 8, 1), (t + 2, 9, 2)]).unwrap_or_else(|e| panic!("{e}"));
+    let (loaded, delivered, _, _) = resumed(store.load("prod / eu", "q1"));
+    assert_eq!(loaded.watermark_ms, 20 * 60_000, "the small file as last written: those pages are read again");
+    assert_eq!((delivered.count(t, 7), delivered.count(t + 1, 8), delivered.count(t + 2, 9)), (1, 1, 2));
+    // An overwrite of an existing small file (its rename synced lazily) reads back whole.
+    store.save_page(&cp, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let (loaded, _, _, _) = resumed(store.load("prod / eu", "q1"));
+    assert_eq!(loaded, cp);
+    assert!(others(&store).is_empty(), "no temporary file left: {:?}", others(&store));
+}

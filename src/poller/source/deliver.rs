@@ -239,6 +239,10 @@ impl SourceTask {
                 self.small_saved = Some(now);
             }
             self.small_dirty = !small;
+        } else {
+            // Stopped before these counts were on disk: the small file
+            // must not move past them at stop (they are read again).
+            self.small_dirty = false;
         }
         saved
     }
