@@ -60,6 +60,68 @@ pub struct Pattern {
     /// For a named pattern: a byte test every match passes. Most strings
     /// fail it, and it costs less than a regex call on a short string.
     hint: Option<fn(&[u8]) -> bool>,
+    /// For some named patterns: where a match may start (see [`Starts`]).
+    starts: Option<Starts>,
+}
+
+/// `starts(b, from)`: the first position at or after `from` where a match
+/// of the pattern may start in `b`, and where to look for the next one
+/// when none starts there: no match starts in `from..start`, nor in
+/// `start..resume` if none starts at `start` (`resume > start`); `None`
+/// when no match starts at or after `from`. A search anchored at such
+/// positions finds what a scan of the whole string finds, without
+/// scanning the rest, and knows where each match starts without a scan
+/// backwards.
+pub(super) type Starts = fn(&[u8], usize) -> Option<(usize, usize)>;
+
+/// Where matches may start, by the pattern's name.
+fn starts(name: &str) -> Option<Starts> {
+    match name {
+        "email" => Some(email_start),
+        "token" => Some(token_start),
+        _ => None,
+    }
+}
+
+/// A byte of an email's local part (`[A-Za-z0-9._%+-]`).
+fn is_local(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-')
+}
+
+/// An email's local part is the run of local-part bytes right before an
+/// `@` (none of them is an `@`): a match starting in `from..` starts at
+/// the first `@` after `from` that has such a run, where the run starts
+/// (not before `from`), or nowhere before that `@`. Every start within
+/// one run is followed by the same `@` and domain, so when none matches
+/// at the run's start, none does before the `@`.
+fn email_start(b: &[u8], from: usize) -> Option<(usize, usize)> {
+    let rest = b.get(from..)?;
+    memchr::memchr_iter(b'@', rest).find_map(|a| {
+        let run = rest.get(..a)?.iter().rev().take_while(|&&c| is_local(c)).count();
+        (run > 0).then(|| (from + a - run, from + a))
+    })
+}
+
+/// A token starts with `bearer` or `basic` (any case) right before a
+/// blank, with `eyJ` or with `ATATT`. None of these words holds a blank or
+/// a `J`, so the first blank or `J` that ends one gives the first such
+/// word.
+fn token_start(b: &[u8], from: usize) -> Option<(usize, usize)> {
+    let rest = b.get(from..)?;
+    let ends = |i: usize, lit: &[u8]| {
+        i >= lit.len() && rest.get(i - lit.len()..i).is_some_and(|w| w.eq_ignore_ascii_case(lit))
+    };
+    let word = memchr::memchr3_iter(b' ', b'\t', b'J', rest).find_map(|i| match rest.get(i) {
+        Some(b'J') => ends(i, b"ey").then(|| i - 2),
+        _ if ends(i, b"bearer") => Some(i - 6),
+        _ => ends(i, b"basic").then(|| i - 5),
+    });
+    let atatt = memchr::memchr_iter(b'A', rest).find(|&i| rest.get(i..i + 5) == Some(b"ATATT"));
+    let at = match (word, atatt) {
+        (Some(w), Some(a)) => w.min(a),
+        (w, a) => w.or(a)?,
+    };
+    Some((from + at, from + at + 1))
 }
 
 /// What every match of a named pattern holds, by the pattern's name.
@@ -111,11 +173,11 @@ impl Pattern {
         if re.is_match("") {
             return Err("the pattern matches the empty string".into());
         }
-        let hint = match spec {
-            MaskSpec::Named(name) => hint(name),
-            MaskSpec::Custom { .. } => None,
+        let (hint, starts) = match spec {
+            MaskSpec::Named(name) => (hint(name), starts(name)),
+            MaskSpec::Custom { .. } => (None, None),
         };
-        Ok(Self { re, luhn, hint })
+        Ok(Self { re, luhn, hint, starts })
     }
 
     pub fn matches(&self, s: &str) -> bool {
@@ -130,6 +192,11 @@ impl Pattern {
     /// Whether matches must pass the Luhn check.
     pub(super) fn luhn(&self) -> bool {
         self.luhn
+    }
+
+    /// Where its matches may start, when known.
+    pub(super) fn starts(&self) -> Option<Starts> {
+        self.starts
     }
 
     /// Whether the pattern has a byte test.
