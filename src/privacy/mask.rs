@@ -119,11 +119,7 @@ fn token_start(b: &[u8], from: usize) -> Option<(usize, usize)> {
     if rest.len() <= SHORT {
         // In order of the bytes: a word found at a blank or `J` starts
         // before any later one, and `ATATT` starts where it is found.
-        let at = rest
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| matches!(c, b' ' | b'\t' | b'J' | b'A'))
-            .find_map(|(i, _)| start(i))?;
+        let at = rest.iter().enumerate().filter(|&(_, &c)| trigger(c) && c != b'@').find_map(|(i, _)| start(i))?;
         return Some((from + at, from + at + 1));
     }
     let word = memchr::memchr3_iter(b' ', b'\t', b'J', rest).find_map(start);
@@ -167,17 +163,36 @@ fn ends(b: &[u8], i: usize, lit: &[u8]) -> bool {
 /// several times, and each restart costs more than a short loop.
 const SHORT: usize = 192;
 
+/// The bytes at which the email and token tests look closer: `@`, the
+/// blanks, `J` (of `eyJ`) and `A` (of `ATATT`); one load per byte.
+static TRIGGERS: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'@' as usize] = true;
+    t[b' ' as usize] = true;
+    t[b'\t' as usize] = true;
+    t[b'J' as usize] = true;
+    t[b'A' as usize] = true;
+    t
+};
+
+/// Whether `c` is one of [`TRIGGERS`].
+fn trigger(c: u8) -> bool {
+    TRIGGERS.get(usize::from(c)).copied().unwrap_or(false)
+}
+
 /// The email test or the token test: a short string in one loop, a long
 /// one in two byte searches instead of three (`@` with the blanks, `J`
 /// with `A`).
 pub(super) fn email_or_token_hint(b: &[u8]) -> bool {
     if b.len() <= SHORT {
-        return b.iter().enumerate().any(|(i, &c)| match c {
-            b'@' => true,
-            b' ' | b'\t' => ends(b, i, b"bearer") || ends(b, i, b"basic"),
-            b'J' => ends(b, i, b"ey"),
-            b'A' => b.get(i..i + 5) == Some(b"ATATT"),
-            _ => false,
+        return b.iter().enumerate().any(|(i, &c)| {
+            trigger(c)
+                && match c {
+                    b'@' => true,
+                    b' ' | b'\t' => ends(b, i, b"bearer") || ends(b, i, b"basic"),
+                    b'J' => ends(b, i, b"ey"),
+                    _ => b.get(i..i + 5) == Some(b"ATATT"),
+                }
         });
     }
     memchr::memchr3_iter(b'@', b' ', b'\t', b)
