@@ -145,9 +145,21 @@ impl<'r> Redaction<'r> {
         }
         let mut out = std::mem::take(&mut self.body);
         out.clear();
-        self.masking = true;
-        let changed = self.any(body, &mut out, None);
-        self.masking = false;
+        // The common case, one string, past the byte test already.
+        let changed = if let Some(text) = plain_string(body) {
+            let mut tmp = std::mem::take(&mut self.tmp);
+            let masked = self.rules.mask_passed(text, &mut tmp, &mut self.counts);
+            if masked {
+                put_field(&mut out, ANY_STRING, tmp.as_bytes());
+            }
+            self.tmp = tmp;
+            masked
+        } else {
+            self.masking = true;
+            let changed = self.any(body, &mut out, None);
+            self.masking = false;
+            changed
+        };
         self.body = out;
         changed
     }

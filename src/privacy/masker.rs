@@ -105,27 +105,42 @@ enum Pass {
     Masked(String),
 }
 
-/// Which patterns changed the string being masked.
-struct Seen(Vec<bool>);
+/// Which patterns changed the string being masked (the first 64 as
+/// bits, without an allocation per masked string).
+#[derive(Default)]
+struct Seen {
+    marked: bool,
+    bits: u64,
+    more: Vec<bool>,
+}
 
 impl Seen {
     fn mark(&mut self, n: usize, len: usize) {
-        if self.0.is_empty() {
-            self.0 = vec![false; len];
+        self.marked = true;
+        if n < 64 {
+            self.bits |= 1 << n;
+            return;
         }
-        if let Some(s) = self.0.get_mut(n) {
+        if self.more.is_empty() {
+            self.more = vec![false; len];
+        }
+        if let Some(s) = self.more.get_mut(n) {
             *s = true;
         }
+    }
+
+    fn seen(&self, n: usize) -> bool {
+        if n < 64 { self.bits >> n & 1 == 1 } else { self.more.get(n).copied().unwrap_or(false) }
     }
 
     /// The end of a masking: when a pattern matched, counts each pattern
     /// that did and writes the masked text into `out`; whether one did.
     fn finish(&self, masked: &str, patterns: &[(Pattern, usize)], out: &mut String, counts: &mut [u64]) -> bool {
-        if self.0.is_empty() {
+        if !self.marked {
             return false;
         }
-        for (seen, (_, counter)) in self.0.iter().zip(patterns) {
-            if let Some(c) = counts.get_mut(*counter).filter(|_| *seen) {
+        for (n, (_, counter)) in patterns.iter().enumerate() {
+            if let Some(c) = counts.get_mut(*counter).filter(|_| self.seen(n)) {
                 *c += 1;
             }
         }
@@ -168,12 +183,16 @@ impl Masker {
     /// matched; whether one did. `counts[i]` counts the strings pattern
     /// `i` changed.
     pub fn mask(&self, s: &str, out: &mut String, counts: &mut [u64]) -> bool {
-        if !self.may_match(s.as_bytes()) {
-            return false;
-        }
+        self.may_match(s.as_bytes()) && self.mask_passed(s, out, counts)
+    }
+
+    /// [`Self::mask`] of a string known to pass [`Self::may_match`] (or
+    /// to be within bytes that do: the passes find no match where the
+    /// test would have failed, at some cost).
+    pub fn mask_passed(&self, s: &str, out: &mut String, counts: &mut [u64]) -> bool {
         let Some(all) = &self.all else { return self.one_by_one(s, out, counts) };
         let mut cur = Cow::Borrowed(s);
-        let mut seen = Seen(Vec::new());
+        let mut seen = Seen::default();
         for pass in 0..MAX_PASSES {
             if pass > 0 && !self.may_match(cur.as_bytes()) {
                 break;
@@ -222,7 +241,7 @@ impl Masker {
     /// nothing changes (bounded).
     pub(super) fn one_by_one(&self, s: &str, out: &mut String, counts: &mut [u64]) -> bool {
         let mut cur = Cow::Borrowed(s);
-        let mut seen = Seen(Vec::new());
+        let mut seen = Seen::default();
         for _ in 0..MAX_PASSES {
             let mut again = false;
             for (n, (p, _)) in self.patterns.iter().enumerate() {

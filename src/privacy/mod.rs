@@ -261,6 +261,12 @@ impl Rules {
     pub fn mask(&self, s: &str, out: &mut String, counts: &mut [u64]) -> bool {
         self.masker.mask(s, out, counts)
     }
+
+    /// [`Self::mask`] of a string within bytes that passed [`Self::may_mask`]
+    /// (its byte test not run again).
+    pub fn mask_passed(&self, s: &str, out: &mut String, counts: &mut [u64]) -> bool {
+        self.masker.mask_passed(s, out, counts)
+    }
 }
 
 /// A bit for a key length (lengths from 63 on share one).
