@@ -26,10 +26,6 @@ const SITE_KEY: &str = "installationContext";
 struct Scratch {
     body: Vec<u8>,
     attrs: Vec<u8>,
-    /// With privacy rules: the head of a record whose body changed (see
-    /// [`Finish::write_head`]) as the API sent it, hashed for its
-    /// fingerprint and not kept.
-    content: Vec<u8>,
 }
 
 impl<'a> Parser<'a> {
@@ -175,10 +171,11 @@ impl<'a> Parser<'a> {
         let (content_end, fingerprint, site) = match red {
             Some((r, body_changed)) if body_changed || attrs_changed => {
                 // Written only redacted. The content as the API sent it is
-                // hashed in parts: the head as written (written again as
-                // sent only when the body changed), the attributes as
-                // parsed, the tail as written.
-                fin.write_head(buf, if body_changed { Some(&r.body[..]) } else { body });
+                // hashed in parts, nothing written again: the head as
+                // written (up to the body when the body changed, then the
+                // body as parsed), the attributes as parsed, the tail as
+                // written.
+                let body_at = fin.write_head(buf, if body_changed { Some(&r.body[..]) } else { body });
                 let head_end = buf.len();
                 match attrs {
                     Some(a) if attrs_changed => r.write_attributes(a, buf),
@@ -187,15 +184,16 @@ impl<'a> Parser<'a> {
                 }
                 let tail_at = buf.len();
                 fin.write_tail(buf);
-                let head = if body_changed {
-                    scratch.content.clear();
-                    fin.write_head(&mut scratch.content, body);
-                    &scratch.content[..]
-                } else {
-                    buf.get(start..head_end).unwrap_or_default()
+                let sent_body = body.filter(|_| body_changed).unwrap_or_default();
+                let (hdr, hdr_len) = header(LOG_BODY, sent_body.len());
+                let (head, hdr) = match body.filter(|_| body_changed) {
+                    Some(_) => (buf.get(start..body_at), hdr.get(..hdr_len)),
+                    None => (buf.get(start..head_end), None),
                 };
+                let (head, hdr) = (head.unwrap_or_default(), hdr.unwrap_or_default());
                 let tail = buf.get(tail_at..).unwrap_or_default();
-                let fingerprint = crate::fingerprint::hash_parts(&[head, attrs.unwrap_or_default(), tail]);
+                let fingerprint =
+                    crate::fingerprint::hash_parts(&[head, hdr, sent_body, attrs.unwrap_or_default(), tail]);
                 (start, Some(fingerprint), site)
             }
             _ => {

@@ -34,8 +34,9 @@ impl Finish<'_> {
         attrs_at
     }
 
-    /// The fields before the attributes: time, severity, body.
-    pub(super) fn write_head(&self, buf: &mut Vec<u8>, body: Option<&[u8]>) {
+    /// The fields before the attributes: time, severity, body; where the
+    /// body's field starts (the end when there is none).
+    pub(super) fn write_head(&self, buf: &mut Vec<u8>, body: Option<&[u8]>) -> usize {
         if self.time_unix_nano != 0 {
             buf.push(LOG_TIME);
             buf.extend_from_slice(&self.time_unix_nano.to_le_bytes());
@@ -47,9 +48,11 @@ impl Finish<'_> {
         if let Some(text) = self.sev_text {
             put_field(buf, LOG_SEVERITY_TEXT, text.as_bytes());
         }
+        let body_at = buf.len();
         if let Some(body) = body {
             put_field(buf, LOG_BODY, body);
         }
+        body_at
     }
 
     /// The fields after the record's own attributes: the ones the
