@@ -264,6 +264,11 @@ impl<'r> Redaction<'r> {
         if d.action == Action::Keep && !self.masking {
             return None;
         }
+        // Dropped: nothing of it is read.
+        if d.action == Action::Drop {
+            self.count(d.rule);
+            return Some(true);
+        }
         let (mut key, mut value) = (None, None);
         for kv in fields(content) {
             match kv.tag {
