@@ -15,47 +15,17 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use forge_otel_sidecar::convert::{self, ConvertStats, RequestHead};
-use forge_otel_sidecar::convert::{decode_page, decode_page_with, scan_page};
+use forge_otel_sidecar::convert::{decode_page, scan_page};
 use forge_otel_sidecar::forge::model::Page;
-use forge_otel_sidecar::privacy::{self, Privacy, PrivacySpec, Rules};
-use forge_otel_sidecar::simulator::behaviour::Behaviour;
-use forge_otel_sidecar::simulator::data::{Generator, Stream, site_id};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
+
+mod support;
+use support::{page_json_with, pipeline_with, recommended};
 
 /// A page of `n` records as the API sends it.
 fn page_json(n: usize) -> Vec<u8> {
     page_json_with(n, false)
-}
-
-/// [`page_json`], a third of the bodies with personal data when `samples`.
-fn page_json_with(n: usize, samples: bool) -> Vec<u8> {
-    let g = Generator {
-        seed: 1,
-        t0_ns: 1_700_000_000_000_000_000,
-        step_ns: 500_000_000,
-        late_permille: 0,
-        max_late_ns: 0,
-        edge_permille: 0,
-        sites: (0..50).map(|i| site_id(1, i)).collect(),
-        pad_bytes: 0,
-    };
-    let s = Stream {
-        app_id: "0f7c6a1e-2b3c-4d5e-8f90-a1b2c3d4e5f6".into(),
-        environment_id: "9a8b7c6d-5e4f-4a3b-9c2d-1e0f9a8b7c6d".into(),
-        index: 0,
-    };
-    let b = Behaviour { privacy_samples: samples, ..Behaviour::default() };
-    let records: Vec<_> = (0..n as u64)
-        .map(|i| {
-            let mut r = g.record(&s, &g.meta(&s, i));
-            if let (Some(extra), Some(body)) = (b.privacy_sample(i), r.body.as_mut()) {
-                body.string_value.get_or_insert_default().push_str(&extra);
-            }
-            r
-        })
-        .collect();
-    serde_json::to_vec(&Page { app_logs: records, cursor: Some("next".into()) }).unwrap_or_default()
 }
 
 /// Borrowed serde_json: strings stay in the page unless they have escapes.
@@ -126,17 +96,6 @@ fn pipeline(json: &[u8], head: &RequestHead) -> usize {
     pipeline_with(json, head, None)
 }
 
-/// [`pipeline`] with privacy rules.
-fn pipeline_with(json: &[u8], head: &RequestHead, rules: Option<&Rules>) -> usize {
-    let page = decode_page_with(json, 1, rules).unwrap_or_default();
-    let mut out = Vec::with_capacity(page.records.len());
-    for r in page.records.iter() {
-        black_box(r.fingerprint());
-        out.push(r.encoded);
-    }
-    convert::batches(head, out, 4 << 20).map(|b| b.bytes().len()).sum()
-}
-
 fn bench(c: &mut Criterion) {
     let resource = Resource::default();
     let head = RequestHead::new(&resource);
@@ -179,15 +138,7 @@ fn bench(c: &mut Criterion) {
 /// with personal data in a third of the bodies, and without any.
 fn bench_privacy(c: &mut Criterion) {
     let head = RequestHead::new(&Resource::default());
-    let (attributes, mask) = PrivacySpec::preset(privacy::RECOMMENDED).unwrap_or_default();
-    let spec = PrivacySpec {
-        attributes,
-        mask,
-        marker: privacy::DEFAULT_MARKER.into(),
-        hash_key: None,
-        hash_prefix: privacy::DEFAULT_HASH_PREFIX.into(),
-    };
-    let recommended = Privacy::new(spec).unwrap_or_default();
+    let recommended = recommended();
     for (group, samples) in [("privacy_1000", true), ("privacy_1000_clean", false)] {
         let json = page_json_with(1_000, samples);
         let mut g = c.benchmark_group(group);

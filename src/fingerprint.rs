@@ -31,6 +31,47 @@ pub(crate) fn hash_bytes(data: &[u8]) -> u64 {
     mix(h, K0 ^ 0x9e37_79b9_7f4a_7c15)
 }
 
+/// [`hash_bytes`] of the concatenation of `parts`, without concatenating
+/// them: the same value, bit for bit.
+pub(crate) fn hash_parts(parts: &[&[u8]]) -> u64 {
+    let len: usize = parts.iter().map(|p| p.len()).sum();
+    let mut h = K0 ^ (len as u64).wrapping_mul(K1);
+    // Bytes carried from one part into the next word.
+    let mut w = [0u8; 8];
+    let mut n = 0;
+    for part in parts {
+        let mut rest = *part;
+        if n > 0 {
+            let (head, tail) = rest.split_at((8 - n).min(rest.len()));
+            if let Some(slot) = w.get_mut(n..n + head.len()) {
+                slot.copy_from_slice(head);
+            }
+            n += head.len();
+            rest = tail;
+            if n < 8 {
+                continue;
+            }
+            h = mix(h ^ u64::from_le_bytes(w), K1);
+        }
+        let mut chunks = rest.chunks_exact(8);
+        for c in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(c);
+            h = mix(h ^ u64::from_le_bytes(word), K1);
+        }
+        let tail = chunks.remainder();
+        if let Some(slot) = w.get_mut(..tail.len()) {
+            slot.copy_from_slice(tail);
+        }
+        n = tail.len();
+    }
+    if let Some(pad) = w.get_mut(n..) {
+        pad.fill(0);
+    }
+    h = mix(h ^ u64::from_le_bytes(w) ^ K0, K1);
+    mix(h, K0 ^ 0x9e37_79b9_7f4a_7c15)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -44,6 +85,22 @@ mod tests {
         assert_ne!(hash_bytes(b"12345678"), hash_bytes(b"123456780"));
         let golden = hash_bytes(b"The quick brown fox jumps over the lazy dog");
         assert_eq!(format!("{golden:016x}"), GOLDEN);
+    }
+
+    #[test]
+    fn parts_hash_as_their_concatenation() {
+        let data: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37)).collect();
+        for len in 0..data.len() {
+            let whole = &data[..len];
+            assert_eq!(hash_parts(&[whole]), hash_bytes(whole), "{len}");
+            for a in 0..=len {
+                for b in a..=len {
+                    let parts = [&whole[..a], &whole[a..b], &[][..], &whole[b..]];
+                    assert_eq!(hash_parts(&parts), hash_bytes(whole), "{len} {a} {b}");
+                }
+            }
+        }
+        assert_eq!(format!("{:016x}", hash_parts(&[b"The quick brown ", b"fox", b" jumps over the lazy dog"])), GOLDEN);
     }
 
     const GOLDEN: &str = "94072547b9c2e099";

@@ -44,6 +44,16 @@ pub(super) fn put_header(out: &mut Vec<u8>, tag: u8, len: usize) {
     encode_varint(len as u64, out);
 }
 
+/// [`put_header`] into an array: the bytes and how many are used.
+pub(super) fn header(tag: u8, len: usize) -> ([u8; 11], usize) {
+    let mut out = [0u8; 11];
+    out[0] = tag;
+    let width = prost::length_delimiter_len(len).min(10);
+    let mut slot = &mut out[1..1 + width];
+    encode_varint(len as u64, &mut slot);
+    (out, 1 + width)
+}
+
 /// A length-delimited field.
 pub(super) fn put_field(out: &mut Vec<u8>, tag: u8, bytes: &[u8]) {
     out.push(tag);

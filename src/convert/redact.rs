@@ -3,8 +3,10 @@
 //!
 //! The walk writes each attribute as the API sent it into its scratch
 //! buffer and hands the field over at once, still hot in cache: its key is
-//! decided once and the redacted field is appended to [`Redaction::attrs`]
-//! (copied as it is when no rule changes it). Masks wait for the whole
+//! decided once, and a field a rule changes is noted as a cut (its range in
+//! the list and its replacement, empty when dropped). A kept field is not
+//! copied here: the record is written from the list as parsed, cuts
+//! applied ([`Redaction::write_attributes`]). Masks wait for the whole
 //! attribute list: one prefilter scan over all of it (long runs are what
 //! vectorised byte searches are fast on) rules out nearly every record,
 //! and only a record it does not rule out has its attributes redacted
@@ -25,7 +27,10 @@ pub(super) struct Redaction<'r> {
     /// Values changed, per rule (indexed like [`Rules::names`]).
     pub(super) counts: Vec<u64>,
     pub(super) body: Vec<u8>,
-    pub(super) attrs: Vec<u8>,
+    /// The replacements of the current record's changed attribute fields.
+    repl: Vec<u8>,
+    /// The current record's changed attribute fields, in list order.
+    cuts: Vec<Cut>,
     tmp: String,
     truncated: bool,
     /// Whether strings are masked: off while the walk writes attributes
@@ -36,8 +41,19 @@ pub(super) struct Redaction<'r> {
     counted: Vec<usize>,
 }
 
+/// A changed field of a record's attribute list: `from..to` of the list
+/// as parsed is replaced by `with` of [`Redaction::repl`].
+#[derive(Debug, Clone, Copy)]
+struct Cut {
+    from: usize,
+    to: usize,
+    with: (usize, usize),
+}
+
 /// One field of a message written by this crate (single-byte tags).
 struct Field<'a> {
+    /// Where the field starts in the bytes read.
+    at: usize,
     tag: u8,
     whole: &'a [u8],
     /// The content of a length-delimited field; empty otherwise.
@@ -84,7 +100,7 @@ fn fields(buf: &[u8]) -> impl Iterator<Item = Field<'_>> {
         }
         let whole = buf.get(start..i)?;
         let content = if tag & 7 == 2 { whole.get(whole.len() - len..)? } else { &[] };
-        Some(Field { tag, whole, content })
+        Some(Field { at: start, tag, whole, content })
     })
 }
 
@@ -112,7 +128,8 @@ impl<'r> Redaction<'r> {
             rules,
             counts: vec![0; rules.names().len()],
             body: Vec::new(),
-            attrs: Vec::new(),
+            repl: Vec::new(),
+            cuts: Vec::new(),
             tmp: String::new(),
             truncated: false,
             masking: false,
@@ -128,27 +145,44 @@ impl<'r> Redaction<'r> {
         }
         let mut out = std::mem::take(&mut self.body);
         out.clear();
-        self.masking = true;
-        let changed = self.any(body, &mut out, None);
-        self.masking = false;
+        // The common case, one string, past the byte test already.
+        let changed = if let Some(text) = plain_string(body) {
+            let mut tmp = std::mem::take(&mut self.tmp);
+            let masked = self.rules.mask_passed(text, &mut tmp, &mut self.counts);
+            if masked {
+                put_field(&mut out, ANY_STRING, tmp.as_bytes());
+            }
+            self.tmp = tmp;
+            masked
+        } else {
+            self.masking = true;
+            let changed = self.any(body, &mut out, None);
+            self.masking = false;
+            changed
+        };
         self.body = out;
         changed
     }
 
     /// Starts a record's redacted attributes.
     pub(super) fn begin_attributes(&mut self) {
-        self.attrs.clear();
+        self.repl.clear();
+        self.cuts.clear();
         self.counted.clear();
     }
 
-    /// Appends the redacted form of one `LogRecord.attributes` field
-    /// (`whole`, its `KeyValue` content `kv`) to `self.attrs`, decided by
-    /// its key, masks left out; whether it differs from the field.
-    pub(super) fn attribute(&mut self, whole: &[u8], kv: &[u8]) -> bool {
-        let mut out = std::mem::take(&mut self.attrs);
-        let changed = self.attribute_into(whole, kv, &mut out);
-        self.attrs = out;
-        changed
+    /// Decides one `LogRecord.attributes` field of `list` (the field from
+    /// `at`, its `KeyValue` content at `content`) by its key, masks left
+    /// out, noting a cut when a rule changes it; whether it changed.
+    pub(super) fn attribute(&mut self, list: &[u8], at: usize, content: (usize, usize)) -> bool {
+        let kv = list.get(content.0..content.1).unwrap_or_default();
+        // Most keys are kept (the `Keep` case of `attribute_into`, masks
+        // being left out here), decided without anything else.
+        if self.rules.decide(key_of(kv)).action == Action::Keep {
+            return false;
+        }
+        let whole = list.get(at..content.1).unwrap_or_default();
+        self.cut(at, whole, kv).unwrap_or(false)
     }
 
     /// Once a record's attributes (`LogRecord.attributes` fields) are
@@ -164,16 +198,50 @@ impl<'r> Redaction<'r> {
                 *c -= 1;
             }
         }
-        let mut out = std::mem::take(&mut self.attrs);
-        out.clear();
+        self.repl.clear();
+        self.cuts.clear();
         self.masking = true;
         let mut changed = false;
+        let mut end = 0;
         for f in fields(src) {
-            changed |= self.attribute_into(f.whole, f.content, &mut out);
+            end = f.at + f.whole.len();
+            changed |= self.cut(f.at, f.whole, f.content).unwrap_or(false);
+        }
+        // A malformed rest (the walk wrote these bytes: it does not happen)
+        // is left out rather than sent unredacted.
+        if end < src.len() {
+            let at = self.repl.len();
+            self.cuts.push(Cut { from: end, to: src.len(), with: (at, at) });
         }
         self.masking = false;
-        self.attrs = out;
         Some(changed)
+    }
+
+    /// `src`, the record's attribute list as parsed, with the cuts applied.
+    pub(super) fn write_attributes(&self, src: &[u8], out: &mut Vec<u8>) {
+        let mut last = 0;
+        for c in &self.cuts {
+            out.extend_from_slice(src.get(last..c.from).unwrap_or_default());
+            out.extend_from_slice(self.repl.get(c.with.0..c.with.1).unwrap_or_default());
+            last = c.to;
+        }
+        out.extend_from_slice(src.get(last..).unwrap_or_default());
+    }
+
+    /// Redacts the field `whole` (at `at` of the list, `KeyValue` content
+    /// `kv`); when it is not kept as it is, notes a cut and says whether
+    /// it changed.
+    fn cut(&mut self, at: usize, whole: &[u8], kv: &[u8]) -> Option<bool> {
+        let mut repl = std::mem::take(&mut self.repl);
+        let from = repl.len();
+        let changed = self.attribute_into(kv, &mut repl);
+        if changed.is_some() {
+            self.cuts.push(Cut { from: at, to: at + whole.len(), with: (from, repl.len()) });
+        } else {
+            repl.truncate(from);
+        }
+        self.repl = repl;
+        changed
     }
 
     fn count(&mut self, rule: Option<usize>) {
@@ -187,12 +255,19 @@ impl<'r> Redaction<'r> {
         }
     }
 
-    fn attribute_into(&mut self, whole: &[u8], content: &[u8], out: &mut Vec<u8>) -> bool {
+    /// Appends the redacted form of a field (its `KeyValue` content
+    /// `content`) to `out` and says whether it differs from the field;
+    /// `None` (nothing appended) when the field stays as it is.
+    fn attribute_into(&mut self, content: &[u8], out: &mut Vec<u8>) -> Option<bool> {
         let d = self.rules.decide(key_of(content));
-        // Kept, and not masked: copied as it is.
+        // Kept, and not masked: as it is.
         if d.action == Action::Keep && !self.masking {
-            out.extend_from_slice(whole);
-            return false;
+            return None;
+        }
+        // Dropped: nothing of it is read.
+        if d.action == Action::Drop {
+            self.count(d.rule);
+            return Some(true);
         }
         let (mut key, mut value) = (None, None);
         for kv in fields(content) {
@@ -206,7 +281,7 @@ impl<'r> Redaction<'r> {
         match (d.action, value) {
             (Action::Drop, _) => {
                 self.count(d.rule);
-                true
+                Some(true)
             }
             (Action::Hash, Some(v)) => {
                 // A string is hashed as its text, anything else as its encoding.
@@ -224,7 +299,7 @@ impl<'r> Redaction<'r> {
                 close_field(out, va);
                 close_field(out, at);
                 self.count(d.rule);
-                true
+                Some(true)
             }
             (Action::Keep | Action::Truncate(_), Some(v))
                 if self.masking || matches!(d.action, Action::Truncate(_)) =>
@@ -234,7 +309,7 @@ impl<'r> Redaction<'r> {
                     _ => None,
                 };
                 // The common case, one string short of any limit, without
-                // the general rewrite (and copied as it is when unmasked).
+                // the general rewrite (and as it is when unmasked).
                 if let Some(text) = plain_string(v.content)
                     && limit.is_none_or(|n| text.len() <= n)
                 {
@@ -247,11 +322,9 @@ impl<'r> Redaction<'r> {
                         put_field(out, ANY_STRING, tmp.as_bytes());
                         close_field(out, va);
                         close_field(out, at);
-                    } else {
-                        out.extend_from_slice(whole);
                     }
                     self.tmp = tmp;
-                    return masked;
+                    return masked.then_some(true);
                 }
                 let at = open_field(out, LOG_ATTRIBUTE);
                 out.extend_from_slice(key_bytes);
@@ -263,12 +336,9 @@ impl<'r> Redaction<'r> {
                 if self.truncated {
                     self.count(d.rule);
                 }
-                changed
+                Some(changed)
             }
-            _ => {
-                out.extend_from_slice(whole);
-                false
-            }
+            _ => None,
         }
     }
 

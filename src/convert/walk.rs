@@ -26,9 +26,6 @@ const SITE_KEY: &str = "installationContext";
 struct Scratch {
     body: Vec<u8>,
     attrs: Vec<u8>,
-    /// With privacy rules: a changed record's content as the API sent it,
-    /// hashed for its fingerprint and not kept.
-    content: Vec<u8>,
 }
 
 impl<'a> Parser<'a> {
@@ -173,14 +170,31 @@ impl<'a> Parser<'a> {
         let start = buf.len();
         let (content_end, fingerprint, site) = match red {
             Some((r, body_changed)) if body_changed || attrs_changed => {
-                // Hashed as the API sent it, written only redacted.
-                scratch.content.clear();
-                let attrs_at = fin.write(&mut scratch.content, body, attrs);
-                let fingerprint = crate::fingerprint::hash_bytes(&scratch.content);
-                let body = if body_changed { Some(&r.body[..]) } else { body };
-                let attrs = if attrs_changed { Some(&r.attrs[..]) } else { attrs };
-                fin.write(buf, body, attrs);
-                (start, Some(fingerprint), site.map(|(a, b)| (attrs_at + a, attrs_at + b)))
+                // Written only redacted. The content as the API sent it is
+                // hashed in parts, nothing written again: the head as
+                // written (up to the body when the body changed, then the
+                // body as parsed), the attributes as parsed, the tail as
+                // written.
+                let body_at = fin.write_head(buf, if body_changed { Some(&r.body[..]) } else { body });
+                let head_end = buf.len();
+                match attrs {
+                    Some(a) if attrs_changed => r.write_attributes(a, buf),
+                    Some(a) => buf.extend_from_slice(a),
+                    None => {}
+                }
+                let tail_at = buf.len();
+                fin.write_tail(buf);
+                let sent_body = body.filter(|_| body_changed).unwrap_or_default();
+                let (hdr, hdr_len) = header(LOG_BODY, sent_body.len());
+                let (head, hdr) = match body.filter(|_| body_changed) {
+                    Some(_) => (buf.get(start..body_at), hdr.get(..hdr_len)),
+                    None => (buf.get(start..head_end), None),
+                };
+                let (head, hdr) = (head.unwrap_or_default(), hdr.unwrap_or_default());
+                let tail = buf.get(tail_at..).unwrap_or_default();
+                let fingerprint =
+                    crate::fingerprint::hash_parts(&[head, hdr, sent_body, attrs.unwrap_or_default(), tail]);
+                (start, Some(fingerprint), site)
             }
             _ => {
                 let attrs_at = fin.write(buf, body, attrs);
@@ -194,9 +208,9 @@ impl<'a> Parser<'a> {
         }
         let end = buf.len();
         // The site as the API sent it: after the message when only the
-        // unkept content held it.
+        // parsed attributes hold it (`site` is then within them).
         let site = match (fingerprint, site) {
-            (Some(_), Some((a, b))) => scratch.content.get(a..b).map(|s| {
+            (Some(_), Some((a, b))) => scratch.attrs.get(a..b).map(|s| {
                 buf.extend_from_slice(s);
                 (end, buf.len())
             }),
@@ -229,7 +243,7 @@ impl<'a> Parser<'a> {
             let is_site = self.key_value(out)?;
             let (a, b) = close_field(out, at);
             if let Some(r) = redaction.as_deref_mut() {
-                changed |= r.attribute(out.get(field..).unwrap_or_default(), out.get(a..b).unwrap_or_default());
+                changed |= r.attribute(out, field, (a, b));
             }
             if is_site && !site_done {
                 site_done = true;

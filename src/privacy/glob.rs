@@ -14,6 +14,11 @@ impl Glob {
         Self { pat: pattern.as_bytes().to_vec(), wild: pattern.contains(['*', '?']) }
     }
 
+    /// The length of the only key it matches, when it has no wildcard.
+    pub fn exact_len(&self) -> Option<usize> {
+        (!self.wild).then_some(self.pat.len())
+    }
+
     pub fn matches(&self, key: &[u8]) -> bool {
         if !self.wild {
             return self.pat == key;

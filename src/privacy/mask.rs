@@ -60,6 +60,75 @@ pub struct Pattern {
     /// For a named pattern: a byte test every match passes. Most strings
     /// fail it, and it costs less than a regex call on a short string.
     hint: Option<fn(&[u8]) -> bool>,
+    /// For some named patterns: where a match may start (see [`Starts`]).
+    starts: Option<Starts>,
+    /// The name of a named pattern.
+    named: Option<&'static str>,
+}
+
+/// `starts(b, from)`: the first position at or after `from` where a match
+/// of the pattern may start in `b`, and where to look for the next one
+/// when none starts there: no match starts in `from..start`, nor in
+/// `start..resume` if none starts at `start` (`resume > start`); `None`
+/// when no match starts at or after `from`. A search anchored at such
+/// positions finds what a scan of the whole string finds, without
+/// scanning the rest, and knows where each match starts without a scan
+/// backwards.
+pub(super) type Starts = fn(&[u8], usize) -> Option<(usize, usize)>;
+
+/// Where matches may start, by the pattern's name.
+fn starts(name: &str) -> Option<Starts> {
+    match name {
+        "email" => Some(email_start),
+        "token" => Some(token_start),
+        _ => None,
+    }
+}
+
+/// A byte of an email's local part (`[A-Za-z0-9._%+-]`).
+fn is_local(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'%' | b'+' | b'-')
+}
+
+/// An email's local part is the run of local-part bytes right before an
+/// `@` (none of them is an `@`): a match starting in `from..` starts at
+/// the first `@` after `from` that has such a run, where the run starts
+/// (not before `from`), or nowhere before that `@`. Every start within
+/// one run is followed by the same `@` and domain, so when none matches
+/// at the run's start, none does before the `@`.
+fn email_start(b: &[u8], from: usize) -> Option<(usize, usize)> {
+    let rest = b.get(from..)?;
+    memchr::memchr_iter(b'@', rest).find_map(|a| {
+        let run = rest.get(..a)?.iter().rev().take_while(|&&c| is_local(c)).count();
+        (run > 0).then(|| (from + a - run, from + a))
+    })
+}
+
+/// A token starts with `bearer` or `basic` (any case) right before a
+/// blank, with `eyJ` or with `ATATT`. None of these words holds a blank or
+/// a `J`, so the first blank or `J` that ends one gives the first such
+/// word.
+fn token_start(b: &[u8], from: usize) -> Option<(usize, usize)> {
+    let rest = b.get(from..)?;
+    let start = |i: usize| match rest.get(i) {
+        Some(b'J') => ends(rest, i, b"ey").then(|| i - 2),
+        Some(b'A') => (rest.get(i..i + 5) == Some(b"ATATT")).then_some(i),
+        _ if ends(rest, i, b"bearer") => Some(i - 6),
+        _ => ends(rest, i, b"basic").then(|| i - 5),
+    };
+    if rest.len() <= SHORT {
+        // In order of the bytes: a word found at a blank or `J` starts
+        // before any later one, and `ATATT` starts where it is found.
+        let at = rest.iter().enumerate().filter(|&(_, &c)| trigger(c) && c != b'@').find_map(|(i, _)| start(i))?;
+        return Some((from + at, from + at + 1));
+    }
+    let word = memchr::memchr3_iter(b' ', b'\t', b'J', rest).find_map(start);
+    let atatt = memchr::memchr_iter(b'A', rest).find_map(start);
+    let at = match (word, atatt) {
+        (Some(w), Some(a)) => w.min(a),
+        (w, a) => w.or(a)?,
+    };
+    Some((from + at, from + at + 1))
 }
 
 /// What every match of a named pattern holds, by the pattern's name.
@@ -78,20 +147,68 @@ fn hint(name: &str) -> Option<fn(&[u8]) -> bool> {
 /// substring searcher per call: building one costs more than a short
 /// string's whole scan). Blanks rather than `b`: hex ids are full of `b`.
 fn token_hint(b: &[u8]) -> bool {
-    let ends =
-        |i: usize, lit: &[u8]| i >= lit.len() && b.get(i - lit.len()..i).is_some_and(|w| w.eq_ignore_ascii_case(lit));
     memchr::memchr3_iter(b' ', b'\t', b'J', b).any(|i| match b.get(i) {
-        Some(b'J') => ends(i, b"ey"),
-        _ => ends(i, b"bearer") || ends(i, b"basic"),
+        Some(b'J') => ends(b, i, b"ey"),
+        _ => ends(b, i, b"bearer") || ends(b, i, b"basic"),
     }) || memchr::memchr_iter(b'A', b).any(|i| b.get(i..i + 5) == Some(b"ATATT"))
+}
+
+/// Whether `lit` (any case) ends right before `i` in `b`.
+fn ends(b: &[u8], i: usize, lit: &[u8]) -> bool {
+    i >= lit.len() && b.get(i - lit.len()..i).is_some_and(|w| w.eq_ignore_ascii_case(lit))
+}
+
+/// Below this length a string's bytes are looked at one by one rather
+/// than with vectorised searches: a body's blanks would stop a search
+/// several times, and each restart costs more than a short loop.
+const SHORT: usize = 192;
+
+/// The bytes at which the email and token tests look closer: `@`, the
+/// blanks, `J` (of `eyJ`) and `A` (of `ATATT`); one load per byte.
+static TRIGGERS: [bool; 256] = {
+    let mut t = [false; 256];
+    t[b'@' as usize] = true;
+    t[b' ' as usize] = true;
+    t[b'\t' as usize] = true;
+    t[b'J' as usize] = true;
+    t[b'A' as usize] = true;
+    t
+};
+
+/// Whether `c` is one of [`TRIGGERS`].
+fn trigger(c: u8) -> bool {
+    TRIGGERS.get(usize::from(c)).copied().unwrap_or(false)
+}
+
+/// The email test or the token test: a short string in one loop, a long
+/// one in two byte searches instead of three (`@` with the blanks, `J`
+/// with `A`).
+pub(super) fn email_or_token_hint(b: &[u8]) -> bool {
+    if b.len() <= SHORT {
+        return b.iter().enumerate().any(|(i, &c)| {
+            trigger(c)
+                && match c {
+                    b'@' => true,
+                    b' ' | b'\t' => ends(b, i, b"bearer") || ends(b, i, b"basic"),
+                    b'J' => ends(b, i, b"ey"),
+                    _ => b.get(i..i + 5) == Some(b"ATATT"),
+                }
+        });
+    }
+    memchr::memchr3_iter(b'@', b' ', b'\t', b)
+        .any(|i| b.get(i) == Some(&b'@') || ends(b, i, b"bearer") || ends(b, i, b"basic"))
+        || memchr::memchr2_iter(b'J', b'A', b).any(|i| match b.get(i) {
+            Some(b'J') => ends(b, i, b"ey"),
+            _ => b.get(i..i + 5) == Some(b"ATATT"),
+        })
 }
 
 impl Pattern {
     /// Compiles a named or custom pattern; the error says why it is refused.
     pub fn compile(spec: &MaskSpec) -> Result<Self, String> {
-        let (text, luhn) = match spec {
+        let (text, luhn, named) = match spec {
             MaskSpec::Named(name) => match NAMED.iter().find(|(n, _, _)| n == name) {
-                Some((_, re, luhn)) => (*re, *luhn),
+                Some((n, re, luhn)) => (*re, *luhn, Some(*n)),
                 None => {
                     let known: Vec<&str> = NAMED.iter().map(|(n, _, _)| *n).collect();
                     return Err(format!("unknown pattern `{name}`; named ones are {}", known.join(", ")));
@@ -101,7 +218,7 @@ impl Pattern {
                 if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
                     return Err("name: letters, digits, `_`, `.` and `-` only".into());
                 }
-                (pattern.as_str(), false)
+                (pattern.as_str(), false, None)
             }
         };
         let re = RegexBuilder::new(text)
@@ -111,11 +228,11 @@ impl Pattern {
         if re.is_match("") {
             return Err("the pattern matches the empty string".into());
         }
-        let hint = match spec {
-            MaskSpec::Named(name) => hint(name),
-            MaskSpec::Custom { .. } => None,
+        let (hint, starts) = match spec {
+            MaskSpec::Named(name) => (hint(name), starts(name)),
+            MaskSpec::Custom { .. } => (None, None),
         };
-        Ok(Self { re, luhn, hint })
+        Ok(Self { re, luhn, hint, starts, named })
     }
 
     pub fn matches(&self, s: &str) -> bool {
@@ -130,6 +247,16 @@ impl Pattern {
     /// Whether matches must pass the Luhn check.
     pub(super) fn luhn(&self) -> bool {
         self.luhn
+    }
+
+    /// The name of a named pattern.
+    pub(super) fn named(&self) -> Option<&'static str> {
+        self.named
+    }
+
+    /// Where its matches may start, when known.
+    pub(super) fn starts(&self) -> Option<Starts> {
+        self.starts
     }
 
     /// Whether the pattern has a byte test.

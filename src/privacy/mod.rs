@@ -173,7 +173,8 @@ impl PrivacySpec {
             return Err(errs);
         }
         let masker = mask::Masker::new(masks, self.marker.clone());
-        Ok(Some(Rules { attrs, allow_list, masker, key, prefix: self.hash_prefix.clone(), names }))
+        let key_lens = attrs.iter().try_fold(0u64, |lens, (g, _, _)| g.exact_len().map(|n| lens | len_bit(n)));
+        Ok(Some(Rules { attrs, key_lens, allow_list, masker, key, prefix: self.hash_prefix.clone(), names }))
     }
 }
 
@@ -181,6 +182,9 @@ impl PrivacySpec {
 #[derive(Debug)]
 pub struct Rules {
     attrs: Vec<(glob::Glob, Action, usize)>,
+    /// When every attribute rule is an exact key: the lengths of the keys
+    /// ([`len_bit`]), so a key of another length is decided at once.
+    key_lens: Option<u64>,
     allow_list: Option<usize>,
     pub(crate) masker: mask::Masker,
     key: Option<ring::hmac::Key>,
@@ -214,12 +218,25 @@ impl Rules {
 
     /// The first rule matching `key`; unmatched keys are kept, or dropped
     /// in allow-list mode.
+    #[inline]
     pub fn decide(&self, key: &[u8]) -> Decision {
+        if self.key_lens.is_none_or(|lens| lens & len_bit(key.len()) != 0) {
+            return self.decide_by_rules(key);
+        }
+        self.unmatched()
+    }
+
+    fn decide_by_rules(&self, key: &[u8]) -> Decision {
         for (glob, action, rule) in &self.attrs {
             if glob.matches(key) {
                 return Decision { action: *action, rule: Some(*rule) };
             }
         }
+        self.unmatched()
+    }
+
+    /// The decision for a key no rule matches.
+    fn unmatched(&self) -> Decision {
         match self.allow_list {
             Some(rule) => Decision { action: Action::Drop, rule: Some(rule) },
             None => Decision { action: Action::Keep, rule: None },
@@ -244,6 +261,17 @@ impl Rules {
     pub fn mask(&self, s: &str, out: &mut String, counts: &mut [u64]) -> bool {
         self.masker.mask(s, out, counts)
     }
+
+    /// [`Self::mask`] of a string within bytes that passed [`Self::may_mask`]
+    /// (its byte test not run again).
+    pub fn mask_passed(&self, s: &str, out: &mut String, counts: &mut [u64]) -> bool {
+        self.masker.mask_passed(s, out, counts)
+    }
+}
+
+/// A bit for a key length (lengths from 63 on share one).
+fn len_bit(len: usize) -> u64 {
+    1 << len.min(63)
 }
 
 /// A source's privacy rules: the spec as configured and its compiled form.

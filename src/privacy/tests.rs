@@ -167,3 +167,17 @@ proptest! {
         prop_assert_eq!(combined, one_by_one, "{:?} → {:?} / {:?}", s, a, b);
     }
 }
+
+#[test]
+fn exact_keys_are_decided_by_length_first() {
+    let long = "k".repeat(70);
+    let s = spec(vec![rule("arguments", Action::Drop), rule(&long, Action::Hash)], &[]);
+    let Ok(Some(r)) = s.compile() else { panic!("compiles") };
+    assert_eq!(r.decide(b"arguments"), Decision { action: Action::Drop, rule: Some(0) });
+    assert_eq!(r.decide(b"argumentz"), Decision { action: Action::Keep, rule: None });
+    assert_eq!(r.decide(b"appId"), Decision { action: Action::Keep, rule: None });
+    assert_eq!(r.decide(long.as_bytes()), Decision { action: Action::Hash, rule: Some(1) });
+    // Lengths from 63 on share a bit: still decided by the rules.
+    assert_eq!(r.decide("k".repeat(64).as_bytes()), Decision { action: Action::Keep, rule: None });
+    assert_eq!(r.decide(b""), Decision { action: Action::Keep, rule: None });
+}
