@@ -307,12 +307,7 @@ mod tests {
     use super::*;
 
     fn masker(names: &[&str]) -> Masker {
-        let patterns = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (Pattern::compile(&MaskSpec::Named(n.to_string())).unwrap_or_else(|e| panic!("{e}")), i))
-            .collect();
-        Masker::new(patterns, "[redacted]".into())
+        super::super::masker::named(names)
     }
 
     fn masked(m: &Masker, s: &str) -> String {

@@ -259,20 +259,28 @@ impl Masker {
     }
 }
 
+/// A masker of the named patterns, marker `[redacted]` (tests).
+#[cfg(test)]
+pub(crate) fn named(names: &[&str]) -> Masker {
+    let patterns = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let spec = crate::privacy::MaskSpec::Named(n.to_string());
+            (Pattern::compile(&spec).unwrap_or_else(|e| panic!("{e}")), i)
+        })
+        .collect();
+    Masker::new(patterns, "[redacted]".into())
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::privacy::MaskSpec;
 
     fn masker(names: &[&str]) -> Masker {
-        let patterns = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (Pattern::compile(&MaskSpec::Named(n.to_string())).unwrap_or_else(|e| panic!("{e}")), i))
-            .collect();
-        Masker::new(patterns, "[redacted]".into())
+        named(names)
     }
 
     /// Pieces that make and break emails and tokens.
