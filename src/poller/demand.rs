@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use super::ms;
 use crate::config::Config;
 
 /// Calls one round (one `interval`) of each app's log sources takes:
@@ -23,7 +24,6 @@ use crate::config::Config;
 /// is 0).
 pub fn calls_per_round(cfg: &Config) -> BTreeMap<String, f64> {
     let p = &cfg.poll;
-    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     let interval = ms(p.interval).max(1);
     let passes = if p.late_arrival.is_zero() {
         1.0
@@ -91,7 +91,6 @@ pub fn app_demand(i: &Inputs) -> AppDemand {
     let effective = i.effective_rate_per_minute.unwrap_or(i.budget_per_minute);
     let stretch = (needed / effective.max(f64::MIN_POSITIVE)).max(1.0);
     let interval_seconds = i.interval.as_secs_f64();
-    let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
     AppDemand {
         calls_needed_per_minute: needed,
         budget_per_minute: i.budget_per_minute,

@@ -4,8 +4,9 @@
 //! predecessor already spent in the API's window.
 //!
 //! Holds the calls of the last period only. Written after every call on
-//! a blocking thread, never on the async runtime; not fsynced (a process crash keeps the page cache; only a
-//! power loss forgets, and that risks one 429 at most).
+//! a blocking thread, never on the async runtime; not fsynced (a process
+//! crash keeps the page cache; only a power loss forgets, and that risks
+//! one 429 at most).
 
 use std::collections::VecDeque;
 use std::io::Write;
