@@ -165,8 +165,11 @@ fn drain(r: &mut impl Read) -> io::Result<(u64, bool)> {
 }
 
 /// Appends `entries` (record time in ns, fingerprint, count after delivery)
-/// and fsyncs; returns the bytes written. A failed write is cut off again,
-/// so the next append does not land behind half an entry.
+/// with one write, not synced ([`sync`] makes it durable); returns the
+/// bytes written. Once this returns, the entries survive a crash of the
+/// process (they are the kernel's); only a power loss can take them
+/// before the next [`sync`]. A failed write is cut off again, so the next
+/// append does not land behind half an entry.
 pub(super) fn append(dir: &Path, path: &Path, entries: &[(i64, u64, u32)]) -> io::Result<u64> {
     if entries.is_empty() {
         return Ok(0);
@@ -186,15 +189,26 @@ pub(super) fn append(dir: &Path, path: &Path, entries: &[(i64, u64, u32)]) -> io
     for &(ts_ns, fp, count) in entries {
         encode_entry(minute_of(ts_ns), fp, count, &mut buf);
     }
-    let written = (&file).write_all(&buf).and_then(|()| file.sync_data());
-    if let Err(e) = written {
+    if let Err(e) = (&file).write_all(&buf) {
         let _ = file.set_len(aligned);
         return Err(e);
     }
     if aligned == 0 {
+        // A new journal: its name must be durable before anything relies on it.
+        file.sync_data()?;
         files::sync_dir(dir);
     }
     Ok(buf.len() as u64)
+}
+
+/// Makes what was appended durable (fdatasync). A missing journal has
+/// nothing to sync.
+pub(super) fn sync(path: &Path) -> io::Result<()> {
+    match std::fs::OpenOptions::new().write(true).open(path) {
+        Ok(f) => f.sync_data(),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Replaces the journal with exactly `live`, atomically.

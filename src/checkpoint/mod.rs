@@ -7,26 +7,31 @@
 //!   file, fsync, rename, fsync of the directory.
 //! - The journal (`<source>-<hash>.checkpoint.journal`, [`journal`]): the
 //!   delivered counts ([`Delivered`]) of the stretches the second pass has
-//!   yet to read, as checksummed entries appended and fsynced per accepted
-//!   request. A page writes its own entries, never the whole set, so the
-//!   cost of a checkpoint follows the page, not the horizon (DESIGN.md 7).
-//!   Once dead entries outweigh live ones, [`Store::compact`] rewrites it.
+//!   yet to read, as checksummed entries appended per accepted request and
+//!   fsynced before the small file moves the marks past them. A page
+//!   writes its own entries, never the whole set, so the cost of a
+//!   checkpoint follows the page, not the horizon (DESIGN.md 7). Once
+//!   dead entries outweigh live ones, [`Store::compact`] rewrites it.
 //!
 //! Order of writes, and what a crash at each point costs:
 //! 1. A request is accepted by the backend; its counts are appended to the
-//!    journal and fsynced before the page's next request is sent (the
+//!    journal (one write) before the page's next request is sent (the
 //!    page's last request: in the same blocking call as step 2, before
-//!    it, [`Store::save_page`]). A crash before that fsync: the records of
-//!    that request are delivered again (at most one page); a torn entry at
-//!    the journal's end is cut off on load.
-//! 2. After the page, the small file moves the marks and cursor (its data
-//!    fsynced, then renamed; the directory is synced lazily, so only a
-//!    power loss, not a process crash, can bring back the previous file).
-//!    The poller writes it after a page at most every few seconds, and
-//!    always when an error moved the progress, a counter moved or the
-//!    source stops. A crash before the rename: the pages since the last
-//!    write are read again, and their records are recognised by their
-//!    counts and not sent twice.
+//!    it, [`Store::save_page`]). A crash of the process before that write:
+//!    the records of that request are delivered again (at most one page);
+//!    after it, the entries are the kernel's and survive the process. A
+//!    torn entry at the journal's end is cut off on load.
+//! 2. After the page, the small file moves the marks and cursor: the
+//!    journal is fsynced first (so the marks on disk never pass counts
+//!    that are not), then the small file is written (its data fsynced,
+//!    then renamed; the directory is synced lazily). The poller writes it
+//!    after a page at most every few seconds, and always when an error
+//!    moved the progress, a counter moved or the source stops. A crash
+//!    before the rename: the pages since the last write are read again,
+//!    and their records are recognised by their counts and not sent
+//!    twice. A power loss (not a process crash) can take the entries and
+//!    the small file written since the last fsync: those few seconds of
+//!    pages are read again and delivered a second time, never skipped.
 //! 3. After W2 moves, the journal may be compacted: the directory is
 //!    synced (the small file that moved W2 is the one kept), then the
 //!    journal rewritten (temporary file, fsync, rename). A crash leaves the
@@ -107,6 +112,8 @@ pub enum LoadError {
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
+    /// Journals appended to since their last fsync (shared by clones).
+    unsynced: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
 }
 
 /// A file name from a source name: letters, digits, `-`, `_` and `.` kept.
@@ -131,7 +138,7 @@ fn aside_name(path: &Path, tag: &str) -> PathBuf {
 
 impl Store {
     pub fn new(dir: &Path) -> Self {
-        Self { dir: dir.to_path_buf() }
+        Self { dir: dir.to_path_buf(), unsynced: Default::default() }
     }
 
     /// The small file.
@@ -244,27 +251,55 @@ impl Store {
     }
 
     /// Appends delivered counts (record time in ns, fingerprint, count
-    /// after delivery) to the source's journal and fsyncs it.
+    /// after delivery) to the source's journal: written (a crash of the
+    /// process keeps them), made durable by the next [`Store::save`] or
+    /// [`Store::save_page`] of the source, before its small file.
     pub(crate) fn append(&self, source: &str, entries: &[(i64, u64, u32)]) -> Result<(), CheckpointError> {
         let path = self.journal_path(source);
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.unsynced_mut(|s| s.insert(path.clone()));
         journal::append(&self.dir, &path, entries).map(drop).map_err(|source| CheckpointError::Write { path, source })
     }
 
+    fn unsynced_mut<T>(&self, f: impl FnOnce(&mut std::collections::HashSet<PathBuf>) -> T) -> T {
+        let mut set = self.unsynced.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        f(&mut set)
+    }
+
+    /// Fsyncs the source's journal if it was appended to since its last
+    /// fsync: the marks a small file moves must never be on disk before
+    /// the counts they rely on.
+    fn sync_journal(&self, source: &str) -> Result<(), CheckpointError> {
+        let path = self.journal_path(source);
+        if !self.unsynced_mut(|s| s.remove(&path)) {
+            return Ok(());
+        }
+        journal::sync(&path).map_err(|e| {
+            self.unsynced_mut(|s| s.insert(path.clone()));
+            CheckpointError::Write { path, source: e }
+        })
+    }
+
     /// Writes the small file atomically and durably (temporary file, fsync,
-    /// rename, directory fsync), always as [`VERSION`].
+    /// rename, directory fsync), always as [`VERSION`], after the
+    /// journal's appends are synced.
     pub fn save(&self, cp: &Checkpoint) -> Result<(), CheckpointError> {
+        self.sync_journal(&cp.source)?;
         self.write_small(cp, false)
     }
 
     /// A page's end in one call: appends the counts of its last request
-    /// (if any) to the journal, fsynced, then rewrites the small file,
-    /// fsynced, leaving the rename's directory fsync to the next one that
-    /// is needed ([`files::replace_lazy`]: a power loss at worst brings
-    /// the previous small file back, and the page is read again and
+    /// (if any) to the journal, fsyncs the journal, then rewrites the small
+    /// file, fsynced, leaving the rename's directory fsync to the next one
+    /// that is needed ([`files::replace_lazy`]: a power loss at worst
+    /// brings the previous small file back, and the page is read again and
     /// recognised by the journal's counts). Safe to call again after an
     /// error: an entry states a count, and replay keeps the largest.
     pub(crate) fn save_page(&self, cp: &Checkpoint, entries: &[(i64, u64, u32)]) -> Result<(), CheckpointError> {
         self.append(&cp.source, entries)?;
+        self.sync_journal(&cp.source)?;
         self.write_small(cp, true)
     }
 
@@ -303,6 +338,9 @@ impl Store {
         // one a power loss keeps (its renames are synced lazily).
         files::sync_dir(&self.dir);
         journal::rewrite(&self.dir, &path, live).map_err(err)?;
+        // The rewritten journal is synced whole; what the old one held
+        // unsynced is in it (`live` holds every count appended).
+        self.unsynced_mut(|s| s.remove(&path));
         Ok(true)
     }
 
@@ -312,6 +350,7 @@ impl Store {
     /// hold back a fresh start.
     pub fn reset(&self, source: &str) -> Result<(), CheckpointError> {
         let journal = self.journal_path(source);
+        self.unsynced_mut(|s| s.remove(&journal));
         let small = self.path(source);
         for path in [journal.with_extension("journal.tmp"), journal, small.with_extension("json.tmp"), small] {
             files::remove(&path).map_err(|source| CheckpointError::Write { path, source })?;

@@ -294,3 +294,33 @@ fn a_page_saved_in_one_call_and_pages_between_small_files_in_the_journal_only() 
     assert_eq!(loaded, cp);
     assert!(others(&store).is_empty(), "no temporary file left: {:?}", others(&store));
 }
+
+#[test]
+fn the_marks_never_reach_the_disk_before_the_counts_they_rely_on() {
+    let (_d, store) = store();
+    let first = sample();
+    store.save(&first).unwrap_or_else(|e| panic!("{e}"));
+    store.append("prod / eu", &[(15 * MINUTE_NS, 1, 1)]).unwrap_or_else(|e| panic!("{e}"));
+    // The journal cannot be synced (here: its name now holds a directory).
+    let journal = store.journal_path("prod / eu");
+    let kept = journal.with_extension("kept");
+    std::fs::rename(&journal, &kept).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir(&journal).unwrap_or_else(|e| panic!("{e}"));
+    let mut moved = sample();
+    moved.watermark_ms += 60_000;
+    assert!(store.save(&moved).is_err(), "the small file waits for the journal");
+    assert!(store.save_page(&moved, &[]).is_err(), "still unsynced: tried again, refused again");
+    let on_disk: Checkpoint = serde_json::from_slice(&std::fs::read(store.path("prod / eu")).unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(on_disk, first, "the marks did not move");
+    // Once the journal can be synced, the marks move.
+    std::fs::remove_dir(&journal).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::rename(&kept, &journal).unwrap_or_else(|e| panic!("{e}"));
+    store.save(&moved).unwrap_or_else(|e| panic!("{e}"));
+    let (back, delivered, _, _) = resumed(store.load("prod / eu", "q1"));
+    assert_eq!((back, delivered.count(15 * MINUTE_NS, 1)), (moved, 1));
+    // Nothing appended since: the next save syncs nothing and cannot fail on it.
+    std::fs::remove_file(&journal).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::create_dir(&journal).unwrap_or_else(|e| panic!("{e}"));
+    store.save(&sample()).unwrap_or_else(|e| panic!("{e}"));
+}
