@@ -32,7 +32,10 @@ mod walk;
 
 pub use batch::{Batch, RequestHead, batches, record_count, scope, source_resource};
 pub use json::WireError;
-pub use page::{Decoded, PageBuffers, Record, Records, decode_page, decode_page_with, scan_page};
+pub use page::{
+    Decoded, Known, PageBuffers, RAW_PREFIX, Raw, RawKey, Record, Records, decode_page, decode_page_raw,
+    decode_page_with, decode_record, raw_key, raw_matches, raw_prefix, scan_page,
+};
 #[cfg(any(test, feature = "testkit"))]
 pub use reference::{any_value, fingerprint, record, requests};
 pub use severity::{hex_into, severity, trace_id_into};

@@ -30,6 +30,66 @@ pub struct Decoded {
     /// Values each privacy rule changed on this page, indexed like
     /// [`crate::privacy::Rules::names`]; empty without rules.
     pub privacy_changed: Vec<u64>,
+    /// Records recognised by their bytes and not decoded ([`Raw::Skip`]).
+    pub skipped: usize,
+    /// The observed time the records were written with.
+    pub observed_ns: u64,
+}
+
+/// A record's bytes as the API sent them, as a later read of the same
+/// stretch recognises them without decoding them ([`Raw::Skip`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawKey {
+    /// Hash of the first [`RAW_PREFIX`] bytes: where to look.
+    pub prefix: u64,
+    /// Hash of all of them: what must match.
+    pub hash: u64,
+    pub len: u32,
+}
+
+/// A record recognised by its bytes: what decoding it gave before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Known {
+    pub raw: RawKey,
+    pub time_unix_nano: u64,
+    pub fingerprint: u64,
+}
+
+/// Bytes of a record's JSON that key it. Shorter records are decoded
+/// every time (they are cheap, and rare).
+pub const RAW_PREFIX: usize = 64;
+
+/// The key of a record's JSON `raw` (from its `{` to its `}`).
+pub fn raw_key(raw: &[u8]) -> Option<RawKey> {
+    Some(RawKey {
+        prefix: raw_prefix(raw)?,
+        hash: crate::fingerprint::hash_bytes(raw),
+        len: u32::try_from(raw.len()).ok()?,
+    })
+}
+
+/// The prefix hash of the record that starts `rest`.
+pub fn raw_prefix(rest: &[u8]) -> Option<u64> {
+    rest.get(..RAW_PREFIX).map(crate::fingerprint::hash_bytes)
+}
+
+/// Whether `known` is the record that starts `rest`: its bytes, all of them.
+pub fn raw_matches(rest: &[u8], known: &RawKey) -> bool {
+    rest.get(..known.len as usize).is_some_and(|b| crate::fingerprint::hash_bytes(b) == known.hash)
+}
+
+/// What a page's decoding does with each record's bytes as the API sent them.
+#[derive(Clone, Copy, Default)]
+pub enum Raw<'k> {
+    /// Nothing.
+    #[default]
+    Off,
+    /// Keys them ([`Record::raw_key`]), for a later read to recognise.
+    Keys,
+    /// Asks whether a record that starts at a given byte is one seen
+    /// before; if so, takes its time and fingerprint from there and
+    /// leaves it undecoded ([`Record::skipped`]).
+    Skip(&'k dyn Fn(&[u8]) -> Option<Known>),
 }
 
 /// A page's records, each encoded as an OTLP `LogRecord`, in page order.
@@ -52,8 +112,13 @@ pub(super) struct Item {
     pub(super) time_unix_nano: u64,
     pub(super) site: Option<(usize, usize)>,
     /// The fingerprint of a record the rules changed, taken while it was
-    /// decoded from its content as the API sent it (not kept).
+    /// decoded from its content as the API sent it (not kept), or of a
+    /// record recognised by its bytes.
     pub(super) fingerprint: Option<u64>,
+    /// With [`Raw::Keys`].
+    pub(super) raw: Option<RawKey>,
+    /// A record recognised and not decoded: where it lies in the body.
+    pub(super) skipped: Option<(usize, usize)>,
 }
 
 /// One encoded record.
@@ -66,6 +131,8 @@ pub struct Record<'a> {
     content: &'a [u8],
     fingerprint: Option<u64>,
     site: Option<&'a str>,
+    raw: Option<RawKey>,
+    skipped: Option<(usize, usize)>,
 }
 
 impl<'a> Record<'a> {
@@ -87,6 +154,18 @@ impl<'a> Record<'a> {
     pub fn site(&self) -> Option<&'a str> {
         self.site
     }
+
+    /// The key of the record's JSON, when decoded with [`Raw::Keys`].
+    pub fn raw_key(&self) -> Option<RawKey> {
+        self.raw
+    }
+
+    /// Where the record lies in the page's body when it was recognised
+    /// and not decoded ([`Raw::Skip`]): it has no message then, and
+    /// [`decode_record`] decodes it if it must go out.
+    pub fn skipped(&self) -> Option<(usize, usize)> {
+        self.skipped
+    }
 }
 
 impl Records {
@@ -105,6 +184,8 @@ impl Records {
             content: self.buf.get(it.start..it.content_end).unwrap_or_default(),
             fingerprint: it.fingerprint,
             site: it.site.and_then(|(a, b)| std::str::from_utf8(self.buf.get(a..b)?).ok()),
+            raw: it.raw,
+            skipped: it.skipped,
         })
     }
 
@@ -137,9 +218,17 @@ impl PageBuffers {
 
     /// [`Self::decode`] applying a source's privacy rules.
     pub fn decode_with(&mut self, observed_ns: u64, rules: Option<&Rules>) -> Result<Decoded, WireError> {
+        self.decode_raw(observed_ns, rules, Raw::Off)
+    }
+
+    /// [`Self::decode_with`], doing `raw` with the records' bytes. The body
+    /// is kept until [`Self::recycle`] when records were skipped (they are
+    /// decoded from it if they must go out).
+    pub fn decode_raw(&mut self, observed_ns: u64, rules: Option<&Rules>, raw: Raw<'_>) -> Result<Decoded, WireError> {
         let out = std::mem::take(&mut self.records);
-        let page = decode_page_into(&self.body, observed_ns, out, rules);
-        if self.body.capacity() > MAX_KEPT {
+        let page = decode_page_into(&self.body, observed_ns, out, rules, raw);
+        let skipped = page.as_ref().is_ok_and(|p| p.skipped > 0);
+        if self.body.capacity() > MAX_KEPT && !skipped {
             self.body = Vec::new();
         }
         page
@@ -152,18 +241,39 @@ impl PageBuffers {
             buf.clear();
             self.records = buf;
         }
+        if self.body.capacity() > MAX_KEPT {
+            self.body = Vec::new();
+        }
     }
+}
+
+/// Decodes one record's JSON (a record [`Record::skipped`] on its page),
+/// as its page's decoding would have.
+pub fn decode_record(raw: &[u8], observed_ns: u64, rules: Option<&Rules>) -> Result<Decoded, WireError> {
+    let mut redaction = rules.map(Redaction::new);
+    let mut p = Parser::new(raw)?;
+    let mut stats = ConvertStats::default();
+    let mut out = Records { buf: Vec::with_capacity(raw.len()), items: Vec::with_capacity(1) };
+    p.one_record(&mut out, observed_ns, &mut stats, redaction.as_mut())?;
+    p.end()?;
+    let privacy_changed = redaction.map(|r| r.counts).unwrap_or_default();
+    Ok(Decoded { records: out, cursor: None, stats, privacy_changed, skipped: 0, observed_ns })
 }
 
 /// Decodes a page's JSON into OTLP records observed at `observed_ns`.
 pub fn decode_page(bytes: &[u8], observed_ns: u64) -> Result<Decoded, WireError> {
-    decode_page_into(bytes, observed_ns, Vec::new(), None)
+    decode_page_into(bytes, observed_ns, Vec::new(), None, Raw::Off)
+}
+
+/// [`decode_page`] doing `raw` with the records' bytes (tests, tools).
+pub fn decode_page_raw(bytes: &[u8], observed_ns: u64, raw: Raw<'_>) -> Result<Decoded, WireError> {
+    decode_page_into(bytes, observed_ns, Vec::new(), None, raw)
 }
 
 /// [`decode_page`] applying privacy rules: records are fingerprinted as
 /// the API sent them and encoded redacted.
 pub fn decode_page_with(bytes: &[u8], observed_ns: u64, rules: Option<&Rules>) -> Result<Decoded, WireError> {
-    decode_page_into(bytes, observed_ns, Vec::new(), rules)
+    decode_page_into(bytes, observed_ns, Vec::new(), rules, Raw::Off)
 }
 
 /// [`decode_page`] writing into `buf` (cleared first).
@@ -172,6 +282,7 @@ fn decode_page_into(
     observed_ns: u64,
     mut buf: Vec<u8>,
     rules: Option<&Rules>,
+    raw: Raw<'_>,
 ) -> Result<Decoded, WireError> {
     let mut redaction = rules.map(Redaction::new);
     let mut p = Parser::new(bytes)?;
@@ -189,7 +300,7 @@ fn decode_page_into(
                 buf.clear();
                 buf.reserve(bytes.len());
                 let mut out = Records { buf: std::mem::take(&mut buf), items: Vec::new() };
-                p.records(&mut out, observed_ns, &mut stats, redaction.as_mut())?;
+                p.records(&mut out, observed_ns, &mut stats, redaction.as_mut(), raw)?;
                 records = Some(out);
             }
             "cursor" => cursor = p.opt_str()?.map(Cow::into_owned),
@@ -199,7 +310,8 @@ fn decode_page_into(
     p.end()?;
     let records = records.ok_or_else(|| p.err("missing field `appLogs`"))?;
     let privacy_changed = redaction.map(|r| r.counts).unwrap_or_default();
-    Ok(Decoded { records, cursor: cursor.filter(|c| !c.is_empty()), stats, privacy_changed })
+    let skipped = records.items.iter().filter(|i| i.skipped.is_some()).count();
+    Ok(Decoded { records, cursor: cursor.filter(|c| !c.is_empty()), stats, privacy_changed, skipped, observed_ns })
 }
 
 /// Checks a page's syntax without decoding it: the floor of any decoder

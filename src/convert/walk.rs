@@ -7,7 +7,7 @@ use base64::Engine;
 use prost::encoding::encode_varint;
 
 use super::json::{Parser, WireError};
-use super::page::{Item, Records};
+use super::page::{Item, Raw, Records, raw_key};
 use super::proto::*;
 mod finish;
 mod site;
@@ -60,14 +60,53 @@ impl<'a> Parser<'a> {
         observed_ns: u64,
         stats: &mut ConvertStats,
         mut redaction: Option<&mut Redaction<'_>>,
+        raw: Raw<'_>,
     ) -> Result<(), WireError> {
         self.open(b'[', "`appLogs`: expected an array")?;
         let mut scratch = Scratch::default();
         let mut first = true;
         while self.next_elem(&mut first)? {
+            self.ws();
+            let start = self.i;
+            if let Raw::Skip(known) = raw
+                && let Some(k) = self.b.get(start..).and_then(known)
+            {
+                // The same bytes decoded before: their time and fingerprint
+                // are known, and the record is decoded only if it must go out.
+                let end = start + k.raw.len as usize;
+                let at = out.buf.len();
+                out.items.push(Item {
+                    start: at,
+                    content_end: at,
+                    end: at,
+                    time_unix_nano: k.time_unix_nano,
+                    site: None,
+                    fingerprint: Some(k.fingerprint),
+                    raw: None,
+                    skipped: Some((start, end)),
+                });
+                self.i = end;
+                continue;
+            }
             self.record(out, &mut scratch, observed_ns, stats, redaction.as_deref_mut())?;
+            if let Raw::Keys = raw
+                && let Some(item) = out.items.last_mut()
+            {
+                item.raw = self.b.get(start..self.i).and_then(raw_key);
+            }
         }
         Ok(())
+    }
+
+    /// A single record and nothing else ([`super::page::decode_record`]).
+    pub(super) fn one_record(
+        &mut self,
+        out: &mut Records,
+        observed_ns: u64,
+        stats: &mut ConvertStats,
+        redaction: Option<&mut Redaction<'_>>,
+    ) -> Result<(), WireError> {
+        self.record(out, &mut Scratch::default(), observed_ns, stats, redaction)
     }
 
     /// One record: parsed in the page's field order, written in prost's
@@ -216,7 +255,7 @@ impl<'a> Parser<'a> {
             }),
             (_, site) => site,
         };
-        out.items.push(Item { start, content_end, end, time_unix_nano, site, fingerprint });
+        out.items.push(Item { start, content_end, end, time_unix_nano, site, fingerprint, raw: None, skipped: None });
         Ok(())
     }
 

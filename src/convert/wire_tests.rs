@@ -204,3 +204,47 @@ fn negative_zero_agrees_with_the_reference() {
     // Found by the decode_page fuzz target (fuzz/regressions/decode_page).
     check_agrees(r#"{"appLogs":[{"body":{"doubleValue":-0}},{"body":{"intValue":-0}},{"severityNumber":-0}]}"#, 1);
 }
+
+#[test]
+fn a_record_recognised_by_its_bytes_decodes_as_its_page_did() {
+    let rec = |t: u64, msg: &str| {
+        format!(
+            r#"{{"timeUnixNano":"{t}","severityText":"INFO","body":{{"stringValue":"{msg}"}},"attributes":[{{"key":"installationContext","value":{{"stringValue":"ari:cloud:jira::site/1"}}}}]}}"#
+        )
+    };
+    let (a, b) = (rec(1_707_821_444_939_000_000, r#"order \"17\" shipped"#), rec(1_707_821_444_940_000_000, "done"));
+    // Two twins, another record, and one too short to key.
+    let sample = format!(r#"{{"appLogs":[{a}, {b},{a}, {{"body":{{"stringValue":"x"}}}}],"cursor":"c"}}"#);
+    let keyed = decode_page_raw(sample.as_bytes(), 5, Raw::Keys).unwrap_or_else(|e| panic!("{e}"));
+    let known: Vec<Known> = keyed
+        .records
+        .iter()
+        .filter_map(|r| {
+            Some(Known { raw: r.raw_key()?, time_unix_nano: r.time_unix_nano, fingerprint: r.fingerprint() })
+        })
+        .collect();
+    assert_eq!(known.len(), 3, "records long enough are keyed");
+    let find = |rest: &[u8]| {
+        known.iter().find(|k| raw_prefix(rest) == Some(k.raw.prefix) && raw_matches(rest, &k.raw)).copied()
+    };
+    let again = decode_page_raw(sample.as_bytes(), 5, Raw::Skip(&find)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(again.skipped, known.len());
+    assert_eq!(again.records.len(), keyed.records.len());
+    for (first, second) in keyed.records.iter().zip(again.records.iter()) {
+        assert_eq!((second.time_unix_nano, second.fingerprint()), (first.time_unix_nano, first.fingerprint()));
+        match second.skipped() {
+            Some((a, b)) => {
+                assert!(second.encoded().is_empty(), "not decoded");
+                let one = decode_record(sample.as_bytes().get(a..b).unwrap_or_default(), 5, None)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                let r = one.records.iter().next().unwrap_or_else(|| panic!("one record"));
+                assert_eq!((r.encoded(), r.fingerprint()), (first.encoded(), first.fingerprint()));
+            }
+            None => assert!(first.raw_key().is_none(), "only records too short to key are decoded again"),
+        }
+    }
+    // A record whose bytes differ by one is decoded, not recognised.
+    let reordered = sample.replacen("\"done\"", "\"done!\"", 1);
+    let other = decode_page_raw(reordered.as_bytes(), 5, Raw::Skip(&find)).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(other.skipped + 1, again.skipped, "the changed record is decoded");
+}

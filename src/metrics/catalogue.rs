@@ -214,6 +214,11 @@ pub(crate) static FAMILIES: &[Family] = &[
         },
     },
     source_counter!("forge_sidecar_duplicate_log_records_total", "Records dropped as already delivered.", duplicates),
+    source_counter!(
+        "forge_sidecar_recognised_log_records_total",
+        "Records the second pass recognised by their bytes as the first pass read them, and did not decode again.",
+        recognised
+    ),
     Family {
         name: "forge_sidecar_in_flight_log_records",
         kind: Kind::Gauge(Num::Int),

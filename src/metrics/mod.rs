@@ -109,6 +109,8 @@ pub struct SourceMetrics {
     pub rejected: AtomicU64,
     pub dead_lettered: AtomicU64,
     pub duplicates: AtomicU64,
+    /// Records the second pass recognised by their bytes, not decoded again.
+    pub recognised: AtomicU64,
     /// Records of the current page not yet answered for by the backend.
     pub in_flight: AtomicU64,
     pub gap_seconds: AtomicU64,
@@ -175,6 +177,7 @@ impl SourceMetrics {
             rejected: AtomicU64::default(),
             dead_lettered: AtomicU64::default(),
             duplicates: AtomicU64::default(),
+            recognised: AtomicU64::default(),
             in_flight: AtomicU64::default(),
             gap_seconds: AtomicU64::default(),
             gave_up_pages: AtomicU64::default(),

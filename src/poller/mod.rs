@@ -6,6 +6,8 @@
 //!   across restarts; [`demand`]: what an app's sources ask of it and get;
 //! - [`action`]: what a Forge API error means;
 //! - [`filter`]: which records of a page go out (counted dedup);
+//! - `known`: records the first pass read, which the second recognises
+//!   by their bytes instead of decoding them again;
 //! - [`health`]: a source's state and error flags;
 //! - `carry`: what both kinds of source do once an error's action is
 //!   decided, and the state directory written until it is done;
@@ -22,6 +24,7 @@ mod carry;
 pub mod demand;
 pub mod filter;
 pub mod health;
+mod known;
 pub mod metrics_source;
 pub mod plan;
 mod source;

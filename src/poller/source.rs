@@ -16,15 +16,16 @@ use tokio_util::sync::CancellationToken;
 use super::action::{self, Situation};
 use super::budget::Budget;
 use super::filter::ReadCounts;
+use super::known::KnownRecords;
 use super::plan::{self, Next, Params};
 use super::{Shared, health, ms};
 use crate::backoff::Backoff;
 use crate::checkpoint::{Checkpoint, Delivered, LoadError, Loaded};
 use crate::config::{API_RETENTION, MAX_WINDOW, SourceConfig};
-use crate::convert::{self, Decoded, PageBuffers, RequestHead};
+use crate::convert::{self, Decoded, PageBuffers, Raw, RequestHead};
 use crate::forge::client::{ForgeError, Query};
 use crate::metrics::{LastError, SourceMetrics};
-use crate::progress::Progress;
+use crate::progress::{Pass, Progress};
 
 /// A window whose cursors loop is read again this many times before it is cut short.
 const MAX_LOOP_RESTARTS: u32 = 3;
@@ -77,6 +78,8 @@ pub struct SourceTask {
     small_dirty: bool,
     skew_reported: bool,
     buffers: PageBuffers,
+    /// Records the first pass read, for the second to recognise.
+    known: KnownRecords,
 }
 
 impl SourceTask {
@@ -112,6 +115,7 @@ impl SourceTask {
             small_dirty: false,
             skew_reported: false,
             buffers: PageBuffers::default(),
+            known: KnownRecords::default(),
         }
     }
 
@@ -350,10 +354,21 @@ impl SourceTask {
         let t = Instant::now();
         let observed_ns = u64::try_from(self.host_now()).unwrap_or(0).saturating_mul(1_000_000);
         let result = match self.shared.client.fetch(&query, &mut self.buffers.body).await {
-            Ok(()) => self
-                .buffers
-                .decode_with(observed_ns, self.source.privacy.rules())
-                .map_err(|e| ForgeError::Malformed(e.to_string())),
+            Ok(()) => {
+                let known = &self.known;
+                let find = |rest: &[u8]| known.find(rest);
+                let raw = match w.pass {
+                    _ if self.shared.poll.late_arrival.is_zero() => Raw::Off,
+                    // Read once only: nothing to recognise later.
+                    Pass::First if w.complete => Raw::Off,
+                    Pass::First => Raw::Keys,
+                    Pass::Late if known.len() > 0 => Raw::Skip(&find),
+                    Pass::Late => Raw::Off,
+                };
+                self.buffers
+                    .decode_raw(observed_ns, self.source.privacy.rules(), raw)
+                    .map_err(|e| ForgeError::Malformed(e.to_string()))
+            }
             Err(e) => Err(e),
         };
         let call_ms = self.host_now();

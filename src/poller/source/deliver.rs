@@ -10,10 +10,10 @@ use tokio_util::sync::CancellationToken;
 use super::super::filter::{self, Seen};
 use super::super::{carry, health, plan};
 use super::{MAX_DELIVERED, MAX_EMPTY_PAGES, MAX_LOOP_RESTARTS, PageError, SMALL_FILE_EVERY, SourceTask};
-use crate::convert::{self, Decoded, Record};
+use crate::convert::{self, Decoded, Known, Record};
 use crate::export::DeliverError;
 use crate::metrics::{LastError, SourceMetrics};
-use crate::progress::{Progress, Window};
+use crate::progress::{Pass, Progress, Window};
 
 impl SourceTask {
     /// Delivers one page and moves the progress on. `Ok(Some(d))`: wait `d`
@@ -28,20 +28,57 @@ impl SourceTask {
         let w = &progress.window;
         let (start_ns, end_ns) = (w.start_ms.saturating_mul(1_000_000), w.end_ms.saturating_mul(1_000_000));
         let records: Vec<Record<'_>> = page.records.iter().collect();
-        let seen = records.iter().map(|r| Seen { time_unix_nano: r.time_unix_nano, fingerprint: r.fingerprint() });
+        let seen: Vec<Seen> =
+            records.iter().map(|r| Seen { time_unix_nano: r.time_unix_nano, fingerprint: r.fingerprint() }).collect();
         let delivered = &self.delivered;
-        let f = filter::filter(seen, start_ns, end_ns, |t, fp| delivered.count(t, fp), &mut self.read);
+        let f = filter::filter(seen.iter().copied(), start_ns, end_ns, |t, fp| delivered.count(t, fp), &mut self.read);
+        if w.pass == Pass::First && !w.complete && !self.shared.poll.late_arrival.is_zero() {
+            // The second read will recognise these by their bytes.
+            for (r, s) in records.iter().zip(&seen) {
+                if let Some(raw) = r.raw_key() {
+                    self.known.insert(Known { raw, time_unix_nano: s.time_unix_nano, fingerprint: s.fingerprint });
+                }
+            }
+        }
+        // Recognised records that must go out after all (a late twin of a
+        // record seen before) are decoded now, from the page's body.
+        let mut decoded_late = Vec::new();
+        for &i in &f.deliver {
+            if let Some((a, b)) = records.get(i).and_then(Record::skipped) {
+                let raw = self.buffers.body.get(a..b).unwrap_or_default();
+                match convert::decode_record(raw, page.observed_ns, self.source.privacy.rules()) {
+                    Ok(one) => decoded_late.push(one),
+                    Err(e) => {
+                        // Not delivered: the page is fetched again and counted anew.
+                        filter::unread(seen.iter().copied(), start_ns, end_ns, &mut self.read);
+                        return Err(PageError::Stuck(format!("a recognised record no longer decodes: {e}")));
+                    }
+                }
+            }
+        }
+        let mut late_records = decoded_late.iter().filter_map(|d| d.records.iter().next());
         let m = self.metrics.clone();
         SourceMetrics::add(&m.pages, 1);
         SourceMetrics::add(&m.received, f.received);
         SourceMetrics::add(&m.duplicates, f.duplicates);
+        SourceMetrics::add(&m.recognised, page.skipped as u64);
         SourceMetrics::add(&m.out_of_window, f.outside);
         SourceMetrics::add(&m.bad_time, page.stats.bad_time);
         SourceMetrics::add(&m.bad_ids, page.stats.bad_ids);
         if let Some(rules) = self.source.privacy.rules() {
             m.privacy_changed(rules.names(), &page.privacy_changed);
+            for d in &decoded_late {
+                m.privacy_changed(rules.names(), &d.privacy_changed);
+            }
         }
-        let out: Vec<Record<'_>> = f.deliver.iter().filter_map(|&i| records.get(i).copied()).collect();
+        let out: Vec<Record<'_>> = f
+            .deliver
+            .iter()
+            .filter_map(|&i| {
+                let r = records.get(i).copied()?;
+                if r.skipped().is_some() { late_records.next() } else { Some(r) }
+            })
+            .collect();
         m.sites_seen(out.iter().filter_map(|r| Some((r.site()?, (r.time_unix_nano / 1_000_000) as i64))));
         health::arrivals(&m, w.pass, call_ms, out.iter().map(|r| r.time_unix_nano));
         let mut pending = out.len() as u64;
@@ -60,9 +97,7 @@ impl SourceTask {
                 // The page is fetched again with the same cursor: its copies
                 // leave this read's counts, so what this page's earlier
                 // requests delivered is recognised, not numbered anew.
-                let seen =
-                    records.iter().map(|r| Seen { time_unix_nano: r.time_unix_nano, fingerprint: r.fingerprint() });
-                filter::unread(seen, start_ns, end_ns, &mut self.read);
+                filter::unread(seen.iter().copied(), start_ns, end_ns, &mut self.read);
                 return Err(match e {
                     DeliverError::Cancelled => PageError::Cancelled,
                     DeliverError::DeadLetter(e) => PageError::Stuck(e.to_string()),
@@ -149,6 +184,7 @@ impl SourceTask {
         plan::advance(&mut self.cp.watermark_ms, &mut self.cp.late_watermark_ms, &progress.window);
         self.cp.current = None;
         self.delivered.prune_before(self.cp.late_watermark_ms);
+        self.known.prune_before(self.cp.late_watermark_ms.saturating_mul(1_000_000));
         if let Some(until) = self.delivered.cap(MAX_DELIVERED) {
             // The oldest counts went: the second pass must not read that
             // stretch again (it would deliver it twice), so it skips it.
