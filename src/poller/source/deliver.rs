@@ -209,8 +209,8 @@ impl SourceTask {
         }
     }
 
-    /// Appends delivered counts to the journal (fsynced), retrying until
-    /// it is on disk. False when cancelled before that.
+    /// Appends delivered counts to the journal (fsynced before the next
+    /// small file), retrying until written. False when cancelled before that.
     async fn persist_delivered(&mut self, entries: Vec<(i64, u64, u32)>, cancel: &CancellationToken) -> bool {
         if entries.is_empty() {
             return true;
