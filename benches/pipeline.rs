@@ -8,6 +8,9 @@
 //! `privacy: recommended`; `privacy_1000_clean` the same on a page without
 //! them (docs/PRIVACY.md).
 //!
+//! `second_read_1000` is the second pass's read of a page the first pass
+//! read: records recognised by their bytes against decoded again.
+//!
 //! Run: `cargo bench --bench pipeline`
 
 use std::borrow::Cow;
@@ -15,6 +18,7 @@ use std::hint::black_box;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use forge_otel_sidecar::convert::{self, ConvertStats, RequestHead};
+use forge_otel_sidecar::convert::{Known, Raw, decode_page_raw, raw_matches, raw_prefix};
 use forge_otel_sidecar::convert::{decode_page, scan_page};
 use forge_otel_sidecar::forge::model::Page;
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -152,5 +156,35 @@ fn bench_privacy(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench, bench_privacy);
+/// The second read of a stretch (DESIGN.md 6): a page whose records were
+/// all seen by the first read, recognised by their bytes (`Raw::Skip`)
+/// against decoded again (`Raw::Off`), and the first read's keying of them
+/// (`Raw::Keys`) against none.
+fn bench_second_read(c: &mut Criterion) {
+    use std::collections::HashMap;
+    let json = page_json(1_000);
+    let first = decode_page_raw(&json, 1, Raw::Keys).map(|p| p.records).unwrap_or_default();
+    let known: HashMap<u64, Known> = first
+        .iter()
+        .filter_map(|r| {
+            let raw = r.raw_key()?;
+            Some((raw.prefix, Known { raw, time_unix_nano: r.time_unix_nano, fingerprint: r.fingerprint() }))
+        })
+        .collect();
+    assert_eq!(known.len(), 1_000, "every record keyed");
+    let find = |rest: &[u8]| -> Option<Known> {
+        let k = known.get(&raw_prefix(rest)?)?;
+        raw_matches(rest, &k.raw).then_some(*k)
+    };
+    let mut g = c.benchmark_group("second_read_1000");
+    g.sample_size(30);
+    g.throughput(Throughput::Elements(1_000));
+    let read = |raw: Raw<'_>| decode_page_raw(black_box(&json), 1, raw).map(|p| (p.records.len(), p.skipped));
+    g.bench_function("decode", |b| b.iter(|| black_box(read(Raw::Off))));
+    g.bench_function("decode_keyed", |b| b.iter(|| black_box(read(Raw::Keys))));
+    g.bench_function("recognised", |b| b.iter(|| black_box(read(Raw::Skip(&find)))));
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_privacy, bench_second_read);
 criterion_main!(benches);

@@ -63,19 +63,19 @@ pub const RAW_PREFIX: usize = 64;
 pub fn raw_key(raw: &[u8]) -> Option<RawKey> {
     Some(RawKey {
         prefix: raw_prefix(raw)?,
-        hash: crate::fingerprint::hash_bytes(raw),
+        hash: crate::fingerprint::hash_wide(raw),
         len: u32::try_from(raw.len()).ok()?,
     })
 }
 
 /// The prefix hash of the record that starts `rest`.
 pub fn raw_prefix(rest: &[u8]) -> Option<u64> {
-    rest.get(..RAW_PREFIX).map(crate::fingerprint::hash_bytes)
+    rest.get(..RAW_PREFIX).map(crate::fingerprint::hash_wide)
 }
 
 /// Whether `known` is the record that starts `rest`: its bytes, all of them.
 pub fn raw_matches(rest: &[u8], known: &RawKey) -> bool {
-    rest.get(..known.len as usize).is_some_and(|b| crate::fingerprint::hash_bytes(b) == known.hash)
+    rest.get(..known.len as usize).is_some_and(|b| crate::fingerprint::hash_wide(b) == known.hash)
 }
 
 /// What a page's decoding does with each record's bytes as the API sent them.

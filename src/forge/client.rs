@@ -68,7 +68,8 @@ impl ForgeError {
 
 pub struct ForgeClient {
     http: reqwest::Client,
-    base_url: String,
+    /// `forge.base_url`, parsed once (or why it cannot be).
+    base_url: Result<reqwest::Url, String>,
     email: String,
     token: TokenSource,
     max_bytes: u64,
@@ -111,7 +112,7 @@ impl ForgeClient {
             .map_err(|e| ForgeError::Transport(error_chain(&e)))?;
         Ok(Self {
             http,
-            base_url: cfg.base_url.clone(),
+            base_url: reqwest::Url::parse(&cfg.base_url).map_err(|e| e.to_string()),
             email: cfg.email.clone(),
             token: cfg.token.clone(),
             max_bytes: cfg.max_response_bytes,
@@ -120,7 +121,8 @@ impl ForgeClient {
     }
 
     fn url(&self, q: &Query<'_>) -> Result<reqwest::Url, ForgeError> {
-        let mut url = logs_url(&self.base_url, q.app_id)?;
+        let base = self.base_url.as_ref().map_err(|e| bad_base(e.clone()))?;
+        let mut url = logs_url_at(base.clone(), q.app_id)?;
         {
             let mut p = url.query_pairs_mut();
             p.append_pair("environmentId", q.environment_id);
@@ -212,15 +214,23 @@ pub(super) async fn read_answer(resp: reqwest::Response, max: u64, body: &mut Ve
 /// `{base}/v1/app/logs/{app_id}`, the app id percent-encoded as one path
 /// segment whatever it holds: `Url::join` would read `host:port/` or `..`
 /// in it as a new address. Config validation refuses such ids already.
+#[cfg(test)]
 fn logs_url(base_url: &str, app_id: &str) -> Result<reqwest::Url, ForgeError> {
+    logs_url_at(reqwest::Url::parse(base_url).map_err(|e| bad_base(e.to_string()))?, app_id)
+}
+
+fn bad_base(e: String) -> ForgeError {
+    ForgeError::Transport(format!("bad forge.base_url: {e}"))
+}
+
+/// The logs endpoint of `app_id` under the parsed `forge.base_url`.
+fn logs_url_at(mut url: reqwest::Url, app_id: &str) -> Result<reqwest::Url, ForgeError> {
     // A URL has no way to hold these as a segment: they mean "here" and "up".
     if matches!(app_id, "" | "." | "..") {
         return Err(ForgeError::NotFound { message: format!("`{app_id}` is not an app id") });
     }
-    let bad = |e: String| ForgeError::Transport(format!("bad forge.base_url: {e}"));
-    let mut url = reqwest::Url::parse(base_url).map_err(|e| bad(e.to_string()))?;
     url.path_segments_mut()
-        .map_err(|()| bad("cannot carry a path".into()))?
+        .map_err(|()| bad_base("cannot carry a path".into()))?
         .pop_if_empty()
         .extend(["v1", "app", "logs", app_id]);
     Ok(url)
