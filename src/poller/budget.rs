@@ -187,12 +187,22 @@ impl Budget {
                         inner.calls.pop_front();
                     }
                     inner.next_slot = Some(now + self.period.div_f64(inner.rate.max(1.0)));
-                    if let Some(m) = &self.memory {
-                        m.record(now);
+                    Err(self.memory.as_ref().and_then(|m| m.record(now)))
+                } else {
+                    Ok(if first { at - now } else { crate::wait::TICK })
+                }
+            };
+            let wait = match wait {
+                Ok(wait) => wait,
+                Err(written) => {
+                    // The call is in the memory's file before it is made: a
+                    // kill -9 right after it must not let the next process
+                    // spend it again.
+                    if let Some(written) = written {
+                        let _ = written.await;
                     }
                     return Some(());
                 }
-                if first { at - now } else { crate::wait::TICK }
             };
             tokio::select! {
                 biased;

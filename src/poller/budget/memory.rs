@@ -3,8 +3,9 @@
 //! another (a crash, a kill -9, a rolling update) does not spend calls its
 //! predecessor already spent in the API's window.
 //!
-//! Holds the calls of the last period only. Written after every call on
-//! a blocking thread, never on the async runtime; not fsynced (a process
+//! Holds the calls of the last period only. Written before every call on
+//! a blocking thread (the call waits for it), never on the async runtime;
+//! not fsynced (a process
 //! crash keeps the page cache; only a power loss forgets, and that risks
 //! one 429 at most).
 
@@ -96,8 +97,10 @@ impl Memory {
         out
     }
 
-    /// Remembers a call made now and writes the file in the background.
-    pub fn record(&self, _at: tokio::time::Instant) {
+    /// Remembers a call about to be made and writes the file on a blocking
+    /// thread; the handle ends once it is written (the caller waits for it
+    /// before making the call). `None` outside a runtime: written already.
+    pub fn record(&self, _at: tokio::time::Instant) -> Option<tokio::task::JoinHandle<()>> {
         let now = crate::timefmt::system_millis(SystemTime::now());
         let snapshot: Vec<i64> = {
             let mut calls = lock(&self.shared.calls);
@@ -125,8 +128,11 @@ impl Memory {
             }
         };
         match tokio::runtime::Handle::try_current() {
-            Ok(h) => drop(h.spawn_blocking(write)),
-            Err(_) => write(),
+            Ok(h) => Some(h.spawn_blocking(write)),
+            Err(_) => {
+                write();
+                None
+            }
         }
     }
 }
