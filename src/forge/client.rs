@@ -211,9 +211,7 @@ pub(super) async fn read_answer(resp: reqwest::Response, max: u64, body: &mut Ve
     }
 }
 
-/// `{base}/v1/app/logs/{app_id}`, the app id percent-encoded as one path
-/// segment whatever it holds: `Url::join` would read `host:port/` or `..`
-/// in it as a new address. Config validation refuses such ids already.
+/// [`logs_url_at`] of an unparsed base (tests).
 #[cfg(test)]
 fn logs_url(base_url: &str, app_id: &str) -> Result<reqwest::Url, ForgeError> {
     logs_url_at(reqwest::Url::parse(base_url).map_err(|e| bad_base(e.to_string()))?, app_id)
@@ -223,7 +221,10 @@ fn bad_base(e: String) -> ForgeError {
     ForgeError::Transport(format!("bad forge.base_url: {e}"))
 }
 
-/// The logs endpoint of `app_id` under the parsed `forge.base_url`.
+/// `{base}/v1/app/logs/{app_id}` under the parsed `forge.base_url`, the
+/// app id percent-encoded as one path segment whatever it holds:
+/// `Url::join` would read `host:port/` or `..` in it as a new address.
+/// Config validation refuses such ids already.
 fn logs_url_at(mut url: reqwest::Url, app_id: &str) -> Result<reqwest::Url, ForgeError> {
     // A URL has no way to hold these as a segment: they mean "here" and "up".
     if matches!(app_id, "" | "." | "..") {

@@ -17,6 +17,7 @@
 pub mod memory;
 
 use std::collections::{BTreeSet, VecDeque};
+use std::ops::ControlFlow;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -168,7 +169,7 @@ impl Budget {
             inner.waiters.insert(key);
             key
         };
-        let _waiting = Waiting { budget: self, key };
+        let waiting = Waiting { budget: self, key };
         loop {
             tick();
             let notified = self.notify.notified();
@@ -187,17 +188,19 @@ impl Budget {
                         inner.calls.pop_front();
                     }
                     inner.next_slot = Some(now + self.period.div_f64(inner.rate.max(1.0)));
-                    Err(self.memory.as_ref().and_then(|m| m.record(now)))
+                    ControlFlow::Break(self.memory.as_ref().and_then(|m| m.record(now)))
                 } else {
-                    Ok(if first { at - now } else { crate::wait::TICK })
+                    ControlFlow::Continue(if first { at - now } else { crate::wait::TICK })
                 }
             };
             let wait = match wait {
-                Ok(wait) => wait,
-                Err(written) => {
-                    // The call is in the memory's file before it is made: a
-                    // kill -9 right after it must not let the next process
-                    // spend it again.
+                ControlFlow::Continue(wait) => wait,
+                ControlFlow::Break(written) => {
+                    // The slot is taken: the next caller need not wait for
+                    // this one's file. The call is in the memory's file
+                    // before it is made: a kill -9 right after it must not
+                    // let the next process spend it again.
+                    drop(waiting);
                     if let Some(written) = written {
                         let _ = written.await;
                     }

@@ -17,8 +17,8 @@
 //! [`crate::convert::RAW_PREFIX`] bytes' hash: the same odds as the
 //! fingerprints themselves. The hash is a two-lane one kept in memory only
 //! (`fingerprint::hash_wide`, about four times the persisted hash's speed
-//! on a kilobyte): each record is hashed once per read. Not persisted: after a restart the second
-//! read decodes everything, as before.
+//! on a kilobyte): each record is hashed once per read. Not persisted:
+//! after a restart the second read decodes everything, as before.
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;

@@ -5,9 +5,8 @@
 //!
 //! Holds the calls of the last period only. Written before every call on
 //! a blocking thread (the call waits for it), never on the async runtime;
-//! not fsynced (a process
-//! crash keeps the page cache; only a power loss forgets, and that risks
-//! one 429 at most).
+//! not fsynced (a process crash keeps the page cache; only a power loss
+//! forgets, and that risks one 429 at most).
 
 use std::collections::VecDeque;
 use std::io::Write;
