@@ -164,18 +164,55 @@ fn drain(r: &mut impl Read) -> io::Result<(u64, bool)> {
     }
 }
 
+/// A journal kept open between appends, with its length as this process
+/// wrote it: an append is one `write`, not an open, a `stat`, a `write`
+/// and a close. Whoever replaces or removes the file drops it.
+#[derive(Debug)]
+pub(super) struct Open {
+    file: File,
+    len: u64,
+}
+
+impl Open {
+    /// Makes what was appended through it durable (fdatasync).
+    pub(super) fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+}
+
+/// [`append_open`] with a file opened for this append only.
+#[cfg(test)]
+pub(super) fn append(dir: &Path, path: &Path, entries: &[(i64, u64, u32)]) -> io::Result<u64> {
+    append_open(dir, path, &mut None, entries)
+}
+
 /// Appends `entries` (record time in ns, fingerprint, count after delivery)
 /// with one write, not synced ([`sync`] makes it durable); returns the
 /// bytes written. Once this returns, the entries survive a crash of the
 /// process (they are the kernel's); only a power loss can take them
 /// before the next [`sync`]. A failed write is cut off again, so the next
 /// append does not land behind half an entry.
-pub(super) fn append(dir: &Path, path: &Path, entries: &[(i64, u64, u32)]) -> io::Result<u64> {
+///
+/// `open` is the journal kept open from the last append (opened here when
+/// `None`); it is left `None` when the file's state is not known after a
+/// failure, so the next append opens it afresh and checks its length.
+pub(super) fn append_open(
+    dir: &Path,
+    path: &Path,
+    open: &mut Option<Open>,
+    entries: &[(i64, u64, u32)],
+) -> io::Result<u64> {
     if entries.is_empty() {
         return Ok(0);
     }
-    let file = files::open_in(dir, path, files::private().append(true).create(true))?;
-    let len = file.metadata()?.len();
+    let Open { file, len } = match open.take() {
+        Some(o) => o,
+        None => {
+            let file = files::open_in(dir, path, files::private().append(true).create(true))?;
+            let len = file.metadata()?.len();
+            Open { file, len }
+        }
+    };
     // A tail that is not whole entries is what a failed append left when it
     // could not be cut off; entries must stay aligned behind it.
     let aligned = if len < HEADER_LEN { 0 } else { len - (len - HEADER_LEN) % ENTRY_LEN as u64 };
@@ -190,7 +227,9 @@ pub(super) fn append(dir: &Path, path: &Path, entries: &[(i64, u64, u32)]) -> io
         encode_entry(minute_of(ts_ns), fp, count, &mut buf);
     }
     if let Err(e) = (&file).write_all(&buf) {
-        let _ = file.set_len(aligned);
+        if file.set_len(aligned).is_ok() {
+            *open = Some(Open { file, len: aligned });
+        }
         return Err(e);
     }
     if aligned == 0 {
@@ -198,11 +237,12 @@ pub(super) fn append(dir: &Path, path: &Path, entries: &[(i64, u64, u32)]) -> io
         file.sync_data()?;
         files::sync_dir(dir);
     }
+    *open = Some(Open { file, len: aligned + buf.len() as u64 });
     Ok(buf.len() as u64)
 }
 
-/// Makes what was appended durable (fdatasync). A missing journal has
-/// nothing to sync.
+/// Makes what was appended durable (fdatasync), through a file opened for
+/// it. A missing journal has nothing to sync.
 pub(super) fn sync(path: &Path) -> io::Result<()> {
     match std::fs::OpenOptions::new().write(true).open(path) {
         Ok(f) => f.sync_data(),

@@ -56,8 +56,10 @@ mod legacy;
 mod lock;
 mod marks;
 
+use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 pub use crate::progress::{Pass, Progress, Window};
 pub use delivered::{Delivered, FingerprintHasher};
@@ -112,8 +114,22 @@ pub enum LoadError {
 #[derive(Debug, Clone)]
 pub struct Store {
     dir: PathBuf,
-    /// Journals appended to since their last fsync (shared by clones).
-    unsynced: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<PathBuf>>>,
+    /// Each journal this process appended to (shared by clones).
+    journals: Arc<Mutex<HashMap<PathBuf, Arc<Mutex<JournalState>>>>>,
+}
+
+/// A journal as this process left it.
+#[derive(Debug, Default)]
+struct JournalState {
+    /// Kept open from the last append; dropped whenever the file is
+    /// replaced, repaired or removed.
+    open: Option<journal::Open>,
+    /// Appended to since its last fsync.
+    unsynced: bool,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// A file name from a source name: letters, digits, `-`, `_` and `.` kept.
@@ -138,7 +154,7 @@ fn aside_name(path: &Path, tag: &str) -> PathBuf {
 
 impl Store {
     pub fn new(dir: &Path) -> Self {
-        Self { dir: dir.to_path_buf(), unsynced: Default::default() }
+        Self { dir: dir.to_path_buf(), journals: Default::default() }
     }
 
     /// The small file.
@@ -158,6 +174,8 @@ impl Store {
     /// small file becomes version 2 on the next [`Store::save`] (a crash
     /// in between migrates again, harmlessly).
     pub fn load(&self, source: &str, query_key: &str) -> Result<Loaded, LoadError> {
+        // What is read, repaired or moved here is the file on disk.
+        locked(&self.journal(source)).open = None;
         let path = self.path(source);
         let unreadable = |path: &Path| {
             let path = path.to_path_buf();
@@ -255,31 +273,49 @@ impl Store {
     /// process keeps them), made durable by the next [`Store::save`] or
     /// [`Store::save_page`] of the source, before its small file.
     pub(crate) fn append(&self, source: &str, entries: &[(i64, u64, u32)]) -> Result<(), CheckpointError> {
-        let path = self.journal_path(source);
         if entries.is_empty() {
             return Ok(());
         }
-        self.unsynced_mut(|s| s.insert(path.clone()));
-        journal::append(&self.dir, &path, entries).map(drop).map_err(|source| CheckpointError::Write { path, source })
+        let path = self.journal_path(source);
+        let state = self.journal(source);
+        let mut state = locked(&state);
+        state.unsynced = true;
+        journal::append_open(&self.dir, &path, &mut state.open, entries)
+            .map(drop)
+            .map_err(|source| CheckpointError::Write { path, source })
     }
 
-    fn unsynced_mut<T>(&self, f: impl FnOnce(&mut std::collections::HashSet<PathBuf>) -> T) -> T {
-        let mut set = self.unsynced.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        f(&mut set)
+    /// Closes the journal kept open for appends (the next append or sync
+    /// opens it by its path).
+    #[cfg(test)]
+    pub(crate) fn close_journal(&self, source: &str) {
+        locked(&self.journal(source)).open = None;
+    }
+
+    /// What this process knows of a source's journal, locked: one source's
+    /// appends never wait for another's.
+    fn journal(&self, source: &str) -> Arc<Mutex<JournalState>> {
+        let path = self.journal_path(source);
+        locked(&self.journals).entry(path).or_default().clone()
     }
 
     /// Fsyncs the source's journal if it was appended to since its last
     /// fsync: the marks a small file moves must never be on disk before
     /// the counts they rely on.
     fn sync_journal(&self, source: &str) -> Result<(), CheckpointError> {
-        let path = self.journal_path(source);
-        if !self.unsynced_mut(|s| s.remove(&path)) {
+        let state = self.journal(source);
+        let mut state = locked(&state);
+        if !state.unsynced {
             return Ok(());
         }
-        journal::sync(&path).map_err(|e| {
-            self.unsynced_mut(|s| s.insert(path.clone()));
-            CheckpointError::Write { path, source: e }
-        })
+        let path = self.journal_path(source);
+        let synced = match &state.open {
+            Some(open) => open.sync(),
+            None => journal::sync(&path),
+        };
+        synced.map_err(|source| CheckpointError::Write { path, source })?;
+        state.unsynced = false;
+        Ok(())
     }
 
     /// Writes the small file atomically and durably (temporary file, fsync,
@@ -337,10 +373,13 @@ impl Store {
         // The small file that moved W2 past the dropped counts must be the
         // one a power loss keeps (its renames are synced lazily).
         files::sync_dir(&self.dir);
+        let state = self.journal(source);
+        let mut state = locked(&state);
+        state.open = None;
         journal::rewrite(&self.dir, &path, live).map_err(err)?;
         // The rewritten journal is synced whole; what the old one held
         // unsynced is in it (`live` holds every count appended).
-        self.unsynced_mut(|s| s.remove(&path));
+        state.unsynced = false;
         Ok(true)
     }
 
@@ -350,7 +389,7 @@ impl Store {
     /// hold back a fresh start.
     pub fn reset(&self, source: &str) -> Result<(), CheckpointError> {
         let journal = self.journal_path(source);
-        self.unsynced_mut(|s| s.remove(&journal));
+        locked(&self.journals).remove(&journal);
         let small = self.path(source);
         for path in [journal.with_extension("journal.tmp"), journal, small.with_extension("json.tmp"), small] {
             files::remove(&path).map_err(|source| CheckpointError::Write { path, source })?;

@@ -244,6 +244,10 @@ fn compaction_keeps_exactly_the_live_counts() {
     let after = std::fs::metadata(&jp).map(|m| m.len()).unwrap_or(0);
     println!("compaction: {before} bytes -> {after} bytes for {} live counts", live.len());
     assert_eq!(after, 8 + (live.len() * ENTRY_LEN) as u64);
+    // An append after it goes to the new file, not the one it replaced
+    // (which this process had kept open).
+    store.append("prod / eu", &[(29 * MINUTE_NS, 9_999, 1)]).unwrap_or_else(|e| panic!("{e}"));
+    live.raise(29 * MINUTE_NS, 9_999, 1);
     let (_, back, ..) = resumed(store.load("prod / eu", "q1"));
     assert_eq!(back, live);
     assert!(!store.compact("prod / eu", &live).unwrap_or(true), "just compacted");
@@ -259,6 +263,11 @@ fn reset_deletes_both_files_and_the_counters() {
     store.reset("prod / eu").unwrap_or_else(|e| panic!("{e}"));
     assert!(!store.path("prod / eu").exists() && !store.journal_path("prod / eu").exists());
     assert!(matches!(store.load("prod / eu", "q1"), Ok(Loaded::Missing)));
+    // A fresh start's appends make a new journal (the old one, kept open, is gone).
+    store.save(&sample()).unwrap_or_else(|e| panic!("{e}"));
+    store.append("prod / eu", &[(15 * MINUTE_NS, 2, 1)]).unwrap_or_else(|e| panic!("{e}"));
+    let (_, delivered, ..) = resumed(store.load("prod / eu", "q1"));
+    assert_eq!((delivered.count(15 * MINUTE_NS, 1), delivered.count(15 * MINUTE_NS, 2)), (0, 1));
     assert!(matches!(store.load("other", "q"), Ok(Loaded::Resumed { .. })), "other sources untouched");
     assert!(store.reset("never seen").is_ok());
 }
@@ -301,7 +310,9 @@ fn the_marks_never_reach_the_disk_before_the_counts_they_rely_on() {
     let first = sample();
     store.save(&first).unwrap_or_else(|e| panic!("{e}"));
     store.append("prod / eu", &[(15 * MINUTE_NS, 1, 1)]).unwrap_or_else(|e| panic!("{e}"));
-    // The journal cannot be synced (here: its name now holds a directory).
+    // The journal cannot be synced (here: its name now holds a directory,
+    // and the file kept open for appends is closed).
+    store.close_journal("prod / eu");
     let journal = store.journal_path("prod / eu");
     let kept = journal.with_extension("kept");
     std::fs::rename(&journal, &kept).unwrap_or_else(|e| panic!("{e}"));

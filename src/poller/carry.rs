@@ -9,6 +9,7 @@ use std::fmt::Display;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::action::Action;
@@ -111,20 +112,61 @@ where
     E: Display + Send + 'static,
     F: Fn() -> Result<(), E> + Send + Sync + 'static,
 {
-    let write = Arc::new(write);
-    let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
-    loop {
+    Deferred::start(write).finish(name, what, metrics, clock, cancel).await
+}
+
+/// A write started off the runtime whose outcome is collected later
+/// ([`Deferred::finish`]). Nothing polls it while it runs, so its end wakes
+/// no one: a task that starts it before a sleep and collects it after
+/// saves the runtime a wake-up (and the vCPU an idle exit) per write.
+pub(super) struct Deferred<E> {
+    running: JoinHandle<Result<(), E>>,
+    write: Arc<dyn Fn() -> Result<(), E> + Send + Sync>,
+}
+
+impl<E: Display + Send + 'static> Deferred<E> {
+    /// Starts `write` on the blocking pool.
+    pub(super) fn start(write: impl Fn() -> Result<(), E> + Send + Sync + 'static) -> Self {
+        let write: Arc<dyn Fn() -> Result<(), E> + Send + Sync> = Arc::new(write);
         let w = write.clone();
-        let message = match tokio::task::spawn_blocking(move || w()).await {
-            Ok(Ok(())) => return true,
-            Ok(Err(e)) => e.to_string(),
-            Err(e) => e.to_string(),
-        };
-        health::checkpoint_failed(metrics, clock.now_ms(), message.clone());
-        tracing::error!(source = %name, error = %message, "{what}; progress stops until it can be");
-        let (m, c) = (metrics.clone(), clock.clone());
-        if !crate::wait::wait(backoff.next_delay(), cancel, &move || m.tick(c.now_ms())).await {
-            return false;
+        Self { running: tokio::task::spawn_blocking(move || w()), write }
+    }
+
+    /// The outcome of the write started, without a retry.
+    pub(super) async fn outcome(self) -> Result<(), String> {
+        match self.running.await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Waits for the write; when it failed, writes again with backoff
+    /// until it succeeds, as [`until_written`]. False when cancelled first.
+    pub(super) async fn finish(
+        self,
+        name: &str,
+        what: &str,
+        metrics: &Arc<SourceMetrics>,
+        clock: &Arc<dyn Clock>,
+        cancel: &CancellationToken,
+    ) -> bool {
+        let mut backoff = Backoff::new(Duration::from_millis(200), Duration::from_secs(30));
+        let Self { mut running, write } = self;
+        loop {
+            let message = match running.await {
+                Ok(Ok(())) => return true,
+                Ok(Err(e)) => e.to_string(),
+                Err(e) => e.to_string(),
+            };
+            health::checkpoint_failed(metrics, clock.now_ms(), message.clone());
+            tracing::error!(source = %name, error = %message, "{what}; progress stops until it can be");
+            let (m, c) = (metrics.clone(), clock.clone());
+            if !crate::wait::wait(backoff.next_delay(), cancel, &move || m.tick(c.now_ms())).await {
+                return false;
+            }
+            let w = write.clone();
+            running = tokio::task::spawn_blocking(move || w());
         }
     }
 }

@@ -80,6 +80,17 @@ pub struct SourceTask {
     buffers: PageBuffers,
     /// Records the first pass read, for the second to recognise.
     known: KnownRecords,
+    /// The checkpoint write started after the last page, collected before
+    /// the next request.
+    writing: Option<Writing>,
+}
+
+/// A checkpoint write in flight ([`SourceTask::commit`]).
+struct Writing {
+    write: super::carry::Deferred<crate::checkpoint::CheckpointError>,
+    /// Whether it writes the small file, and when it was decided.
+    small: bool,
+    at: Instant,
 }
 
 impl SourceTask {
@@ -116,6 +127,7 @@ impl SourceTask {
             skew_reported: false,
             buffers: PageBuffers::default(),
             known: KnownRecords::default(),
+            writing: None,
         }
     }
 
@@ -276,6 +288,10 @@ impl SourceTask {
             health::set_state(&self.metrics, &self.cp, now, &poll);
             let (metrics, clock) = (self.metrics.clone(), self.shared.clock.clone());
             if self.budget.acquire(due, &cancel, &move || metrics.tick(clock.now_ms())).await.is_none() {
+                break;
+            }
+            // What the last page delivered is on disk before this request.
+            if !self.settle(&cancel).await {
                 break;
             }
             let result = self.fetch(&progress).await;

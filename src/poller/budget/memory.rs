@@ -6,10 +6,11 @@
 //! Holds the calls of the last period only. Written before every call on
 //! a blocking thread (the call waits for it), never on the async runtime;
 //! not fsynced (a process crash keeps the page cache; only a power loss
-//! forgets, and that risks one 429 at most).
+//! forgets, and that risks one 429 at most). The file stays open between
+//! writes.
 
 use std::collections::VecDeque;
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -32,9 +33,18 @@ struct Shared {
     path: PathBuf,
     app: String,
     calls: Mutex<VecDeque<i64>>,
-    /// Sequence of the newest snapshot on disk: an older one never overwrites it.
-    written: Mutex<u64>,
+    written: Mutex<Written>,
     next_seq: Mutex<u64>,
+}
+
+/// The file as this process last wrote it.
+#[derive(Debug, Default)]
+struct Written {
+    /// Sequence of the newest snapshot on disk: an older one never overwrites it.
+    seq: u64,
+    /// Kept open between writes, with its length (dropped after a failure,
+    /// so the next write opens the file afresh).
+    file: Option<(std::fs::File, u64)>,
 }
 
 #[derive(Debug, Clone)]
@@ -69,7 +79,7 @@ impl Memory {
                 path,
                 app: app.to_string(),
                 calls: Mutex::new(calls),
-                written: Mutex::new(0),
+                written: Mutex::new(Written::default()),
                 next_seq: Mutex::new(0),
             }),
             limit: limit.max(1),
@@ -117,12 +127,12 @@ impl Memory {
         let shared = self.shared.clone();
         let write = move || {
             let mut written = lock(&shared.written);
-            if seq <= *written {
+            if seq <= written.seq {
                 return;
             }
             let file = File { app: shared.app.clone(), calls_unix_ms: snapshot };
-            match write_file(&shared.path, &file) {
-                Ok(()) => *written = seq,
+            match write_file(&shared.path, &mut written.file, &file) {
+                Ok(()) => written.seq = seq,
                 Err(e) => tracing::debug!(path = %shared.path.display(), error = %e, "budget memory not written"),
             }
         };
@@ -137,23 +147,32 @@ impl Memory {
 }
 
 /// Overwrites the file in place, in one write from its start: no new
-/// file, no rename (this runs after every call). A shorter text is padded
-/// with blanks to the old length, which JSON ignores, so no truncation can
-/// leave a stale tail; the file is as long as the most calls it held
-/// within one period.
-fn write_file(path: &Path, file: &File) -> std::io::Result<()> {
+/// file, no rename (this runs before every call), and the file stays open
+/// in `open` between writes. A shorter text is padded with blanks to the
+/// old length, which JSON ignores, so no truncation can leave a stale
+/// tail; the file is as long as the most calls it held within one period.
+fn write_file(path: &Path, open: &mut Option<(std::fs::File, u64)>, file: &File) -> std::io::Result<()> {
     let mut bytes = serde_json::to_vec(file).map_err(std::io::Error::other)?;
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let mut f = opts.open(path)?;
-    let old = f.metadata()?.len();
+    let (mut f, old) = match open.take() {
+        Some(kept) => kept,
+        None => {
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+            let f = opts.open(path)?;
+            let len = f.metadata()?.len();
+            (f, len)
+        }
+    };
     let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
     if len < old {
         bytes.resize(usize::try_from(old).unwrap_or(bytes.len()), b' ');
     }
-    f.write_all(&bytes)
+    f.seek(SeekFrom::Start(0))?;
+    f.write_all(&bytes)?;
+    *open = Some((f, len.max(old)));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,9 +7,10 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use super::super::carry::{self, Deferred};
 use super::super::filter::{self, Seen};
-use super::super::{carry, health, plan};
-use super::{MAX_DELIVERED, MAX_EMPTY_PAGES, MAX_LOOP_RESTARTS, PageError, SMALL_FILE_EVERY, SourceTask};
+use super::super::{health, plan};
+use super::{MAX_DELIVERED, MAX_EMPTY_PAGES, MAX_LOOP_RESTARTS, PageError, SMALL_FILE_EVERY, SourceTask, Writing};
 use crate::convert::{self, Decoded, Known, Record};
 use crate::export::DeliverError;
 use crate::metrics::{LastError, SourceMetrics};
@@ -215,6 +216,9 @@ impl SourceTask {
         if entries.is_empty() {
             return true;
         }
+        if !self.settle(cancel).await {
+            return false;
+        }
         let (store, name) = (self.shared.store.clone(), self.source.name.clone());
         let what = "delivered records not recorded";
         let write = move || store.append(&name, &entries);
@@ -223,9 +227,12 @@ impl SourceTask {
 
     /// Saves the checkpoint after a page: the counts of the page's last
     /// request appended to the journal, then the small file, then a due
-    /// journal compaction, in one call off the runtime, retrying until it
-    /// is on disk. False when cancelled before that (the next start
-    /// repeats the last page).
+    /// journal compaction, in one call off the runtime. The write is
+    /// started here and its outcome collected by [`Self::settle`] before
+    /// the source's next request (or next write), retrying until it is on
+    /// disk: the source usually sleeps meanwhile, and a write nobody waits
+    /// for wakes no one when it ends. False when cancelled before an
+    /// earlier write was on disk (the next start repeats the last page).
     ///
     /// The small file is written when `force` (an error moved the
     /// progress), when a compaction is due, when a counter that must
@@ -236,6 +243,10 @@ impl SourceTask {
     /// twice, nothing is skipped); it costs a call or two of the budget,
     /// not a file creation, a rename and an fsync per page.
     pub(super) async fn commit(&mut self, cancel: &CancellationToken, force: bool) -> bool {
+        // Writes of one source stay in order: appends before the small file.
+        if !self.settle(cancel).await {
+            return false;
+        }
         #[cfg(feature = "testkit")]
         crate::testkit::crash_point::before_commit();
         let now = std::time::Instant::now();
@@ -260,33 +271,45 @@ impl SourceTask {
             }
             Ok::<(), crate::checkpoint::CheckpointError>(())
         };
-        let saved = carry::until_written(
-            &self.source.name,
-            "checkpoint not saved",
-            &self.metrics,
-            &self.shared.clock,
-            cancel,
-            write,
-        )
-        .await;
+        self.writing = Some(Writing { write: Deferred::start(write), small, at: now });
+        true
+    }
+
+    /// Collects the checkpoint write in flight, if any, writing it again
+    /// until it is on disk. False when cancelled first: the small file
+    /// must then not move past its counts at stop (they are read again).
+    pub(super) async fn settle(&mut self, cancel: &CancellationToken) -> bool {
+        let Some(w) = self.writing.take() else { return true };
+        let saved =
+            w.write.finish(&self.source.name, "checkpoint not saved", &self.metrics, &self.shared.clock, cancel).await;
+        self.written(saved, w.small, w.at);
+        saved
+    }
+
+    fn written(&mut self, saved: bool, small: bool, at: std::time::Instant) {
         if saved {
             self.metrics.update(|s| s.checkpoint_failing = false);
             if small {
-                self.small_saved = Some(now);
+                self.small_saved = Some(at);
             }
             self.small_dirty = !small;
         } else {
-            // Stopped before these counts were on disk: the small file
-            // must not move past them at stop (they are read again).
             self.small_dirty = false;
         }
-        saved
     }
 
     /// Writes the small file once more when the source stops, if a page
     /// moved it since its last write (one attempt: a failure only means
     /// those seconds are read again).
     pub(super) async fn flush_small(&mut self) {
+        if let Some(w) = self.writing.take() {
+            // Stopping: the write in flight gets no retry.
+            let outcome = w.write.outcome().await;
+            if let Err(e) = &outcome {
+                tracing::warn!(source = %self.source.name, error = %e, "checkpoint not saved at stop; the last seconds are read again at the next start");
+            }
+            self.written(outcome.is_ok(), w.small, w.at);
+        }
         if !self.small_dirty && self.unsaved.is_empty() {
             return;
         }
