@@ -174,8 +174,11 @@ impl Store {
     /// small file becomes version 2 on the next [`Store::save`] (a crash
     /// in between migrates again, harmlessly).
     pub fn load(&self, source: &str, query_key: &str) -> Result<Loaded, LoadError> {
-        // What is read, repaired or moved here is the file on disk.
-        locked(&self.journal(source)).open = None;
+        // What is read, repaired or moved here is the file on disk, and no
+        // append of this process reaches it meanwhile.
+        let state = self.journal(source);
+        let mut state = locked(&state);
+        state.open = None;
         let path = self.path(source);
         let unreadable = |path: &Path| {
             let path = path.to_path_buf();
@@ -389,7 +392,9 @@ impl Store {
     /// hold back a fresh start.
     pub fn reset(&self, source: &str) -> Result<(), CheckpointError> {
         let journal = self.journal_path(source);
-        locked(&self.journals).remove(&journal);
+        let state = self.journal(source);
+        let mut state = locked(&state);
+        (state.open, state.unsynced) = (None, false);
         let small = self.path(source);
         for path in [journal.with_extension("journal.tmp"), journal, small.with_extension("json.tmp"), small] {
             files::remove(&path).map_err(|source| CheckpointError::Write { path, source })?;

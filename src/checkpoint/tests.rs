@@ -262,12 +262,15 @@ fn reset_deletes_both_files_and_the_counters() {
     store.save(&Checkpoint::fresh("other", "q", 0)).unwrap_or_else(|e| panic!("{e}"));
     store.reset("prod / eu").unwrap_or_else(|e| panic!("{e}"));
     assert!(!store.path("prod / eu").exists() && !store.journal_path("prod / eu").exists());
-    assert!(matches!(store.load("prod / eu", "q1"), Ok(Loaded::Missing)));
-    // A fresh start's appends make a new journal (the old one, kept open, is gone).
-    store.save(&sample()).unwrap_or_else(|e| panic!("{e}"));
+    // Appends after it make a new journal (not the one it removed, which
+    // this process had kept open).
     store.append("prod / eu", &[(15 * MINUTE_NS, 2, 1)]).unwrap_or_else(|e| panic!("{e}"));
+    assert!(store.journal_path("prod / eu").exists());
+    store.save(&sample()).unwrap_or_else(|e| panic!("{e}"));
     let (_, delivered, ..) = resumed(store.load("prod / eu", "q1"));
     assert_eq!((delivered.count(15 * MINUTE_NS, 1), delivered.count(15 * MINUTE_NS, 2)), (0, 1));
+    store.reset("prod / eu").unwrap_or_else(|e| panic!("{e}"));
+    assert!(matches!(store.load("prod / eu", "q1"), Ok(Loaded::Missing)));
     assert!(matches!(store.load("other", "q"), Ok(Loaded::Resumed { .. })), "other sources untouched");
     assert!(store.reset("never seen").is_ok());
 }

@@ -132,13 +132,9 @@ impl<E: Display + Send + 'static> Deferred<E> {
         Self { running: tokio::task::spawn_blocking(move || w()), write }
     }
 
-    /// The outcome of the write started, without a retry.
-    pub(super) async fn outcome(self) -> Result<(), String> {
-        match self.running.await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(e.to_string()),
-            Err(e) => Err(e.to_string()),
-        }
+    /// Whether the write has ended (collecting it then does not wait).
+    pub(super) fn is_finished(&self) -> bool {
+        self.running.is_finished()
     }
 
     /// Waits for the write; when it failed, writes again with backoff

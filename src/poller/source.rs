@@ -36,6 +36,8 @@ const MAX_DELIVERED: usize = 2_000_000;
 /// The small checkpoint file is rewritten after a page at most this often
 /// (every page's counts are in the journal already; see `commit`).
 const SMALL_FILE_EVERY: Duration = Duration::from_secs(5);
+/// How long a checkpoint write still failing when the source stops is retried.
+const STOP_GRACE: Duration = Duration::from_secs(5);
 /// How far past each end of a window a request reaches (DESIGN.md 5).
 const EDGE_MS: i64 = 1;
 /// A clock skew above this is reported.
@@ -83,6 +85,9 @@ pub struct SourceTask {
     /// The checkpoint write started after the last page, collected before
     /// the next request.
     writing: Option<Writing>,
+    /// A write was given up (the source stopped first): the small file
+    /// must not move past the counts it carried.
+    write_lost: bool,
 }
 
 /// A checkpoint write in flight ([`SourceTask::commit`]).
@@ -128,6 +133,7 @@ impl SourceTask {
             buffers: PageBuffers::default(),
             known: KnownRecords::default(),
             writing: None,
+            write_lost: false,
         }
     }
 
@@ -259,6 +265,12 @@ impl SourceTask {
         let mut api_backoff = Backoff::new(poll.backoff_initial, poll.backoff_max);
         let mut attempts: u32 = 0;
         while !cancel.is_cancelled() {
+            // A write that ended while the source slept is collected now:
+            // a failure shows on /status and is retried without waiting
+            // for the next request.
+            if self.writing.as_ref().is_some_and(|w| w.write.is_finished()) && !self.settle(&cancel).await {
+                break;
+            }
             let now = self.plan_now();
             self.tick();
             self.clamp_retention(now);
@@ -286,12 +298,13 @@ impl SourceTask {
                 },
             };
             health::set_state(&self.metrics, &self.cp, now, &poll);
-            let (metrics, clock) = (self.metrics.clone(), self.shared.clock.clone());
-            if self.budget.acquire(due, &cancel, &move || metrics.tick(clock.now_ms())).await.is_none() {
+            // What the last page delivered is on disk before this request
+            // (and before its slot of the budget is taken).
+            if !self.settle(&cancel).await {
                 break;
             }
-            // What the last page delivered is on disk before this request.
-            if !self.settle(&cancel).await {
+            let (metrics, clock) = (self.metrics.clone(), self.shared.clock.clone());
+            if self.budget.acquire(due, &cancel, &move || metrics.tick(clock.now_ms())).await.is_none() {
                 break;
             }
             let result = self.fetch(&progress).await;

@@ -42,9 +42,9 @@ struct Shared {
 struct Written {
     /// Sequence of the newest snapshot on disk: an older one never overwrites it.
     seq: u64,
-    /// Kept open between writes, with its length (dropped after a failure,
-    /// so the next write opens the file afresh).
-    file: Option<(std::fs::File, u64)>,
+    /// Kept open between writes (dropped after a failure, so the next
+    /// write opens the file afresh).
+    file: Option<std::fs::File>,
 }
 
 #[derive(Debug, Clone)]
@@ -149,29 +149,28 @@ impl Memory {
 /// Overwrites the file in place, in one write from its start: no new
 /// file, no rename (this runs before every call), and the file stays open
 /// in `open` between writes. A shorter text is padded with blanks to the
-/// old length, which JSON ignores, so no truncation can leave a stale
+/// file's length (read each time: a command of this tool may have written
+/// it meanwhile), which JSON ignores, so no truncation can leave a stale
 /// tail; the file is as long as the most calls it held within one period.
-fn write_file(path: &Path, open: &mut Option<(std::fs::File, u64)>, file: &File) -> std::io::Result<()> {
+fn write_file(path: &Path, open: &mut Option<std::fs::File>, file: &File) -> std::io::Result<()> {
     let mut bytes = serde_json::to_vec(file).map_err(std::io::Error::other)?;
-    let (mut f, old) = match open.take() {
+    let mut f = match open.take() {
         Some(kept) => kept,
         None => {
             let mut opts = std::fs::OpenOptions::new();
             opts.write(true).create(true);
             #[cfg(unix)]
             std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-            let f = opts.open(path)?;
-            let len = f.metadata()?.len();
-            (f, len)
+            opts.open(path)?
         }
     };
-    let len = u64::try_from(bytes.len()).unwrap_or(u64::MAX);
-    if len < old {
+    let old = f.metadata()?.len();
+    if u64::try_from(bytes.len()).unwrap_or(u64::MAX) < old {
         bytes.resize(usize::try_from(old).unwrap_or(bytes.len()), b' ');
     }
     f.seek(SeekFrom::Start(0))?;
     f.write_all(&bytes)?;
-    *open = Some((f, len.max(old)));
+    *open = Some(f);
     Ok(())
 }
 
@@ -219,6 +218,12 @@ mod tests {
         let file: File = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(file.calls_unix_ms.len(), 1);
         assert_eq!(Memory::open(dir.path(), "app-1", 30).recent_calls(Duration::from_secs(60)).len(), 1);
+        // Another process wrote a longer text meanwhile: the file kept open
+        // is padded to its length now, not to the one it had.
+        std::fs::write(&p, vec![b'x'; 8192]).unwrap();
+        m.record(tokio::time::Instant::now());
+        let file: File = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        assert_eq!(file.calls_unix_ms.len(), 2);
     }
 
     #[test]

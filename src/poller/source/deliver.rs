@@ -10,7 +10,9 @@ use tokio_util::sync::CancellationToken;
 use super::super::carry::{self, Deferred};
 use super::super::filter::{self, Seen};
 use super::super::{health, plan};
-use super::{MAX_DELIVERED, MAX_EMPTY_PAGES, MAX_LOOP_RESTARTS, PageError, SMALL_FILE_EVERY, SourceTask, Writing};
+use super::{
+    MAX_DELIVERED, MAX_EMPTY_PAGES, MAX_LOOP_RESTARTS, PageError, SMALL_FILE_EVERY, STOP_GRACE, SourceTask, Writing,
+};
 use crate::convert::{self, Decoded, Known, Record};
 use crate::export::DeliverError;
 use crate::metrics::{LastError, SourceMetrics};
@@ -295,6 +297,7 @@ impl SourceTask {
             self.small_dirty = !small;
         } else {
             self.small_dirty = false;
+            self.write_lost = true;
         }
     }
 
@@ -303,17 +306,26 @@ impl SourceTask {
     /// those seconds are read again).
     pub(super) async fn flush_small(&mut self) {
         if let Some(w) = self.writing.take() {
-            // Stopping: the write in flight gets no retry.
-            let outcome = w.write.outcome().await;
-            if let Err(e) = &outcome {
-                tracing::warn!(source = %self.source.name, error = %e, "checkpoint not saved at stop; the last seconds are read again at the next start");
-            }
-            self.written(outcome.is_ok(), w.small, w.at);
+            // Stopping: the write in flight is retried for a few seconds more.
+            let never = CancellationToken::new();
+            let (name, metrics, clock) = (&self.source.name, &self.metrics, &self.shared.clock);
+            let finish = w.write.finish(name, "checkpoint not saved at stop", metrics, clock, &never);
+            let saved = tokio::time::timeout(STOP_GRACE, finish).await.unwrap_or(false);
+            self.written(saved, w.small, w.at);
         }
-        if !self.small_dirty && self.unsaved.is_empty() {
+        let entries = std::mem::take(&mut self.unsaved);
+        let (store, cp) = (self.shared.store.clone(), self.cp.clone());
+        if self.write_lost {
+            // An earlier write's counts are not on disk: the small file
+            // stays where it is (those pages are read again and sent
+            // again); this page's counts still go to the journal.
+            tracing::warn!(source = %self.source.name, "checkpoint not saved at stop; the last pages are read again at the next start");
+            let _ = tokio::task::spawn_blocking(move || store.append(&cp.source, &entries)).await;
             return;
         }
-        let (store, cp, entries) = (self.shared.store.clone(), self.cp.clone(), std::mem::take(&mut self.unsaved));
+        if !self.small_dirty && entries.is_empty() {
+            return;
+        }
         match tokio::task::spawn_blocking(move || store.save_page(&cp, &entries)).await {
             Ok(Ok(())) => self.small_dirty = false,
             Ok(Err(e)) => {
