@@ -33,6 +33,8 @@ pub struct App {
     sources: tokio::task::JoinHandle<()>,
     server: Option<tokio::task::JoinHandle<()>>,
     telemetry: Option<crate::telemetry::Telemetry>,
+    /// Each app's budget, whose memory is written exactly at a clean stop.
+    budgets: Vec<Arc<Budget>>,
     _lock: DirLock,
 }
 
@@ -120,7 +122,8 @@ impl App {
             None => (None, None),
         };
         tracing::info!(sources = cfg.sources.len(), apps = budgets.len(), "forge-otel-sidecar started");
-        Ok(Self { registry, server_addr, cancel, server_cancel, sources, server, telemetry, _lock: lock })
+        let budgets = budgets.into_values().collect();
+        Ok(Self { registry, server_addr, cancel, server_cancel, sources, server, telemetry, budgets, _lock: lock })
     }
 
     /// Staged shutdown. True when every source stopped within `grace`.
@@ -139,6 +142,10 @@ impl App {
         if let Some(s) = self.server.take() {
             let _ = tokio::time::timeout(Duration::from_secs(2), s).await;
         }
+        // The calls made, without the reserve a crash would leave.
+        let budgets = std::mem::take(&mut self.budgets);
+        let release = tokio::task::spawn_blocking(move || budgets.iter().for_each(|b| b.release_memory()));
+        let _ = tokio::time::timeout(Duration::from_secs(2), release).await;
         if let Some(t) = self.telemetry.take() {
             // The SDK's shutdown blocks while it pushes the last values.
             let _ =

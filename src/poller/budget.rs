@@ -145,6 +145,14 @@ impl Budget {
         b
     }
 
+    /// Writes the memory's exact calls when a reserve is on file (a clean
+    /// stop). Blocking.
+    pub(crate) fn release_memory(&self) {
+        if let Some(m) = &self.memory {
+            m.release();
+        }
+    }
+
     /// Calls per period this process currently allows itself.
     pub(crate) fn effective_rate(&self) -> f64 {
         lock(&self.inner).rate
@@ -198,8 +206,9 @@ impl Budget {
                 ControlFlow::Break(written) => {
                     // The slot is taken: the next caller need not wait for
                     // this one's file. The call is in the memory's file
-                    // before it is made: a kill -9 right after it must not
-                    // let the next process spend it again.
+                    // (listed or reserved) before it is made: a kill -9
+                    // right after it must not let the next process spend
+                    // it again.
                     drop(waiting);
                     if let Some(written) = written {
                         let _ = written.await;

@@ -20,19 +20,31 @@
 //! on a kilobyte): each record is hashed once per read. Not persisted:
 //! after a restart the second read decodes everything, as before.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasherDefault;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::checkpoint::FingerprintHasher;
 use crate::convert::{Known, raw_matches, raw_prefix};
 
-/// Records kept at most (about 50 bytes each): past this, records are
+/// Records kept at most (about 60 bytes each): past this, records are
 /// not added and the second read decodes them.
 pub(super) const MAX_KNOWN: usize = 1 << 17;
 
+/// The records in the order the first read met them, and where each
+/// prefix's record lies. A second read meets them in about that order, so
+/// a lookup first tries the record after the last one found: a step
+/// through memory read in sequence, where a probe of the index (several
+/// megabytes) was two cache misses a record, most of the recognition's
+/// cost.
 #[derive(Debug, Default)]
 pub(super) struct KnownRecords {
-    by_prefix: HashMap<u64, Known, BuildHasherDefault<FingerprintHasher>>,
+    order: VecDeque<Known>,
+    /// Sequence number of `order[0]`.
+    base: u64,
+    by_prefix: HashMap<u64, u64, BuildHasherDefault<FingerprintHasher>>,
+    /// Sequence number tried first: the one after the last found.
+    next: AtomicU64,
     /// Record time (ns) below which entries were dropped last.
     pruned_ns: i64,
 }
@@ -42,29 +54,58 @@ impl KnownRecords {
     /// of one kept already is not kept (it will be decoded): one entry
     /// per prefix keeps the lookup a single probe.
     pub(super) fn insert(&mut self, k: Known) {
-        if k.time_unix_nano == 0 || (k.time_unix_nano as i64) < self.pruned_ns || self.by_prefix.len() >= MAX_KNOWN {
+        if k.time_unix_nano == 0 || (k.time_unix_nano as i64) < self.pruned_ns || self.order.len() >= MAX_KNOWN {
             return;
         }
-        self.by_prefix.entry(k.raw.prefix).or_insert(k);
+        let seq = self.base + self.order.len() as u64;
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.by_prefix.entry(k.raw.prefix) {
+            slot.insert(seq);
+            self.order.push_back(k);
+        }
     }
 
     /// The record that starts `rest`, if its bytes are exactly those of a
     /// record kept.
     pub(super) fn find(&self, rest: &[u8]) -> Option<Known> {
-        let k = self.by_prefix.get(&raw_prefix(rest)?)?;
-        raw_matches(rest, &k.raw).then_some(*k)
+        let prefix = raw_prefix(rest)?;
+        let guess = self.next.load(Ordering::Relaxed);
+        let (seq, k) = match self.get(guess) {
+            Some(k) if k.raw.prefix == prefix => (guess, k),
+            _ => {
+                let seq = *self.by_prefix.get(&prefix)?;
+                (seq, self.get(seq)?)
+            }
+        };
+        if !raw_matches(rest, &k.raw) {
+            return None;
+        }
+        self.next.store(seq + 1, Ordering::Relaxed);
+        Some(*k)
     }
 
-    /// Drops records timed before `ns` (the second pass is past them).
+    fn get(&self, seq: u64) -> Option<&Known> {
+        self.order.get(usize::try_from(seq.checked_sub(self.base)?).ok()?)
+    }
+
+    /// Drops records timed before `ns` (the second pass is past them),
+    /// from the oldest met: one met out of order behind a newer one goes
+    /// when that one has (memory only; the cap holds).
     pub(super) fn prune_before(&mut self, ns: i64) {
-        if ns > self.pruned_ns {
-            self.pruned_ns = ns;
-            self.by_prefix.retain(|_, k| k.time_unix_nano as i64 >= ns);
+        if ns <= self.pruned_ns {
+            return;
+        }
+        self.pruned_ns = ns;
+        while let Some(k) = self.order.front().filter(|k| (k.time_unix_nano as i64) < ns) {
+            if self.by_prefix.get(&k.raw.prefix) == Some(&self.base) {
+                self.by_prefix.remove(&k.raw.prefix);
+            }
+            self.order.pop_front();
+            self.base += 1;
         }
     }
 
     pub(super) fn len(&self) -> usize {
-        self.by_prefix.len()
+        self.order.len()
     }
 }
 
@@ -110,9 +151,37 @@ mod tests {
         idx.insert(known(&rec(5_000, "later"), 5_000, 3));
         idx.prune_before(2_000);
         assert_eq!((idx.len(), idx.find(a.as_bytes())), (1, None));
+        assert_eq!(idx.find(rec(5_000, "later").as_bytes()).map(|k| k.fingerprint), Some(3), "the newer one stays");
         idx.insert(known(&a, 1_000, 1));
         assert_eq!(idx.len(), 1, "nothing older than the pruned time comes back");
         idx.insert(Known { time_unix_nano: 0, ..known(&rec(9_000, "untimed"), 9_000, 4) });
         assert_eq!(idx.len(), 1, "untimed records are keyed by their window, not kept");
+    }
+
+    #[test]
+    fn found_in_any_order_and_pruned_oldest_first() {
+        let mut idx = KnownRecords::default();
+        let recs: Vec<String> = (0..6u64).map(|i| rec(1_000 + i, &format!("record number {i} of six"))).collect();
+        // Met out of order by the first read: 0 1 2 4 3 5.
+        for i in [0usize, 1, 2, 4, 3, 5] {
+            idx.insert(known(&recs[i], 1_000 + i as u64, i as u64));
+        }
+        // The second read meets them in yet another order: every one is found.
+        for i in [5usize, 0, 1, 3, 4, 2, 2, 0] {
+            assert_eq!(idx.find(recs[i].as_bytes()).map(|k| k.fingerprint), Some(i as u64), "record {i}");
+        }
+        // A record whose prefix is the guessed one's but whose bytes differ is not taken for it.
+        idx.find(recs[0].as_bytes());
+        let other = recs[1].replace("six", "sax");
+        assert_eq!(idx.find(other.as_bytes()), None);
+        // Pruned from the front: 3 (met after 4) goes once 4 has.
+        idx.prune_before(1_004);
+        assert_eq!(idx.len(), 3, "4, 3 and 5 left (4 is newer than the cut and holds 3 behind it)");
+        assert_eq!(idx.find(recs[3].as_bytes()).map(|k| k.fingerprint), Some(3), "still found meanwhile");
+        assert_eq!(idx.find(recs[0].as_bytes()), None);
+        idx.prune_before(1_005);
+        assert_eq!(idx.len(), 1);
+        assert_eq!(idx.find(recs[5].as_bytes()).map(|k| k.fingerprint), Some(5));
+        assert_eq!((idx.find(recs[3].as_bytes()), idx.find(recs[4].as_bytes())), (None, None));
     }
 }
