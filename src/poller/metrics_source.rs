@@ -73,6 +73,9 @@ pub struct MetricsSourceTask {
     older_margin_ms: i64,
     future_lag_ms: i64,
     appended: usize,
+    /// The counts a due journal compaction rewrites, done by the next
+    /// [`Self::commit`] after the small file (never beside an append).
+    compaction: Option<Delivered>,
 }
 
 enum Stop {
@@ -103,6 +106,7 @@ impl MetricsSourceTask {
             older_margin_ms: 0,
             future_lag_ms: 0,
             appended: 0,
+            compaction: None,
         }
     }
 
@@ -294,13 +298,11 @@ impl MetricsSourceTask {
         }
         self.publish_marks();
         if self.appended > 2 * self.delivered.len() + 10_000 {
-            let (store, name, live) = (self.shared.store.clone(), self.name.clone(), self.delivered.clone());
-            self.appended = live.len();
-            tokio::task::spawn_blocking(move || {
-                if let Err(e) = store.compact(&name, &live) {
-                    tracing::warn!(source = %name, error = %e, "delivered-point journal not compacted");
-                }
-            });
+            // Every count appended so far is in this copy; the commit that
+            // follows this window rewrites the journal from it, in the same
+            // blocking call as the small file and before any later append.
+            self.appended = self.delivered.len();
+            self.compaction = Some(self.delivered.clone());
         }
     }
 

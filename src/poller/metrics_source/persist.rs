@@ -78,8 +78,16 @@ impl MetricsSourceTask {
     pub(super) async fn commit(&mut self, cancel: &CancellationToken) -> bool {
         #[cfg(feature = "testkit")]
         crate::testkit::crash_point::before_commit();
-        let (store, cp) = (self.shared.store.clone(), self.cp.clone());
-        let write = move || store.save(&cp);
+        let (store, cp, compaction) = (self.shared.store.clone(), self.cp.clone(), self.compaction.take());
+        let write = move || {
+            store.save(&cp)?;
+            if let Some(live) = &compaction
+                && let Err(e) = store.compact(&cp.source, live)
+            {
+                tracing::warn!(source = %cp.source, error = %e, "delivered-point journal not compacted; trying again later");
+            }
+            Ok::<(), crate::checkpoint::CheckpointError>(())
+        };
         let what = "checkpoint not saved";
         let saved = carry::until_written(&self.name, what, &self.metrics, &self.shared.clock, cancel, write).await;
         if saved {
