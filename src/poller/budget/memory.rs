@@ -8,9 +8,9 @@
 //! process crash keeps the page cache; only a power loss forgets, and that
 //! risks one 429 at most). The file stays open between writes.
 //!
-//! A write reserves the next few calls: the file says that up to
-//! [`Memory::reserve`] more calls may follow the ones it lists, none after
-//! a time a few seconds ahead, and the calls it covers are made without
+//! A write reserves the next few calls: the file says that up to a tenth
+//! of the limit more (1 to [`RESERVE_CALLS`]) may follow the ones it
+//! lists, none after a time a few seconds ahead, and the calls it covers are made without
 //! writing (a write and two thread hand-offs per call were a third of an
 //! idle poll's CPU). A process that starts after a crash counts the
 //! reserved calls as made at the reserve's end (or at its own start, if
@@ -175,9 +175,9 @@ impl Memory {
             }
             calls.reserved = self.reserve;
             calls.reserved_until_ms = now.saturating_add(self.reserve_ms);
-            self.snapshot(&calls)
+            self.shared.snapshot(&calls)
         };
-        let seq = self.next_seq();
+        let seq = self.shared.next_seq();
         let shared = self.shared.clone();
         let write = move || {
             if !shared.write(seq, &file) {
@@ -200,22 +200,19 @@ impl Memory {
     pub fn release(&self) {
         self.shared.release();
     }
+}
 
+impl Shared {
+    /// The file for `calls`: the calls made and the reserve on them.
     fn snapshot(&self, calls: &Calls) -> File {
         File {
-            app: self.shared.app.clone(),
+            app: self.app.clone(),
             calls_unix_ms: calls.times.iter().copied().collect(),
             reserved: u32::try_from(calls.reserved).unwrap_or(u32::MAX),
             reserved_until_unix_ms: calls.reserved_until_ms,
         }
     }
 
-    fn next_seq(&self) -> u64 {
-        self.shared.next_seq()
-    }
-}
-
-impl Shared {
     fn next_seq(&self) -> u64 {
         let mut s = lock(&self.next_seq);
         *s += 1;
@@ -249,12 +246,7 @@ impl Shared {
             }
             calls.reserved = 0;
             calls.reserved_until_ms = 0;
-            File {
-                app: self.app.clone(),
-                calls_unix_ms: calls.times.iter().copied().collect(),
-                reserved: 0,
-                reserved_until_unix_ms: 0,
-            }
+            self.snapshot(&calls)
         };
         let seq = self.next_seq();
         self.write(seq, &file);
