@@ -43,7 +43,12 @@ impl Config {
             ConfigError::Invalid(vec![describe_serde_error(&path, &inner)])
         })?;
         origins.from_env = otel_env::filled_keys(&raw.exporter, env, otel_env::Signal::Logs);
-        validate::validate(raw, env).map(|cfg| (cfg, origins))
+        let metrics_from_env = otel_env::filled_keys(&raw.exporter, env, otel_env::Signal::Metrics);
+        let cfg = validate::validate(raw, env)?;
+        if cfg.metrics_exporter.is_some() {
+            origins.metrics_from_env = metrics_from_env;
+        }
+        Ok((cfg, origins))
     }
 
     /// The effective config as a config file, every inline secret shown as

@@ -28,6 +28,8 @@ pub struct Origins {
     pub(super) headers: BTreeMap<String, String>,
     /// Keys filled from variables: (key path, variable).
     pub(super) from_env: Vec<(String, String)>,
+    /// The same for the metrics sources' exporter (`..._METRICS_*`).
+    pub(super) metrics_from_env: Vec<(String, String)>,
     /// `metrics_sources[i].api_token` as written, by index.
     pub(super) metrics_api_tokens: Vec<Option<String>>,
     /// `hash_key` values as written, by key path (`privacy`, `sources[0].privacy`).
@@ -71,7 +73,15 @@ impl Origins {
                 references.insert(text.clone(), usable);
             }
         }
-        Self { api_token, headers, metrics_api_tokens, hash_keys, from_env: Vec::new(), references }
+        Self {
+            api_token,
+            headers,
+            metrics_api_tokens,
+            hash_keys,
+            from_env: Vec::new(),
+            metrics_from_env: Vec::new(),
+            references,
+        }
     }
 
     /// The printable form of a secret written as `written`.
@@ -150,6 +160,18 @@ pub fn render(cfg: &Config, origins: &Origins) -> String {
 
     for (path, var) in &origins.from_env {
         notes.push(format!("{path}: from {var}"));
+    }
+    if let Some(m) = &cfg.metrics_exporter {
+        // The file has no keys of its own for it: said here, so what the
+        // metrics sources send where is not a guess.
+        notes.push(format!(
+            "metrics_sources export to {} over {} (the exporter section, with OTEL_EXPORTER_OTLP_METRICS_* in place of LOGS_*)",
+            m.endpoint,
+            protocol(m.protocol)
+        ));
+        for (path, var) in &origins.metrics_from_env {
+            notes.push(format!("metrics exporter {path}: from {var}"));
+        }
     }
     for w in cfg.warnings() {
         notes.push(format!("warning: {w}"));

@@ -251,3 +251,27 @@ fn metrics_insecure() {
         ("https://collector:4317", "http://collector:4317")
     );
 }
+
+#[test]
+fn check_config_says_where_metrics_go_and_which_variables_said_so() {
+    let text = base(&format!("  - app_id: {APP}\n    environments: [prod]\n"));
+    let vars = env(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://all:4317"),
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://metrics.example:4318/in/metrics"),
+        ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf"),
+    ]);
+    let (cfg, origins) = Config::from_yaml_traced(&text, &vars).unwrap_or_else(|e| panic!("{e}"));
+    let printed = print::render(&cfg, &origins);
+    for want in [
+        "# metrics_sources export to http://metrics.example:4318/in/metrics over http/protobuf",
+        "# metrics exporter exporter.endpoint: from OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        "# metrics exporter exporter.protocol: from OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+        "# exporter.endpoint: from OTEL_EXPORTER_OTLP_ENDPOINT",
+    ] {
+        assert!(printed.contains(want), "{want:?} not in:\n{printed}");
+    }
+    // Without metrics sources nothing is said of a metrics exporter.
+    let logs_only = "forge:\n  email: bot@example.com\n  api_token: tok-123\nsources:\n  - app_id: a\n    environment_id: prod\n";
+    let (cfg, origins) = Config::from_yaml_traced(logs_only, &vars).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!print::render(&cfg, &origins).contains("metrics"), "{}", print::render(&cfg, &origins));
+}

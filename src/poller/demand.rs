@@ -86,17 +86,23 @@ fn worst(marks: impl Iterator<Item = i64>, target_ms: i64) -> f64 {
     marks.filter(|m| *m > 0).map(|m| behind(target_ms, m)).fold(0.0, f64::max)
 }
 
+/// A figure for people to read: three decimals, so a rate computed in
+/// binary floating point shows as 1980, not 1980.0000000000002.
+fn shown(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
 pub fn app_demand(i: &Inputs) -> AppDemand {
-    let needed = per_minute(i.calls_per_round, i.interval);
+    let needed = shown(per_minute(i.calls_per_round, i.interval));
     let effective = i.effective_rate_per_minute.unwrap_or(i.budget_per_minute);
     let stretch = (needed / effective.max(f64::MIN_POSITIVE)).max(1.0);
     let interval_seconds = i.interval.as_secs_f64();
     AppDemand {
         calls_needed_per_minute: needed,
         budget_per_minute: i.budget_per_minute,
-        effective_rate_per_minute: effective,
+        effective_rate_per_minute: shown(effective),
         interval_seconds,
-        effective_interval_seconds: interval_seconds * stretch,
+        effective_interval_seconds: shown(interval_seconds * stretch),
         first_pass_lag_seconds: worst(i.marks.iter().map(|m| m.0), i.now_ms.saturating_sub(ms(i.settle))),
         second_pass_lag_seconds: (!i.late.is_zero())
             .then(|| worst(i.marks.iter().map(|m| m.1), i.now_ms.saturating_sub(ms(i.late)))),
@@ -129,6 +135,15 @@ mod tests {
         assert_eq!(d.calls_needed_per_minute, 20.0);
         assert_eq!(d.effective_interval_seconds, 30.0);
         assert_eq!((d.first_pass_lag_seconds, d.second_pass_lag_seconds), (0.0, Some(0.0)));
+    }
+
+    #[test]
+    fn figures_are_shown_without_binary_noise() {
+        // 0.01 × 60 / 3 is 0.19999999999999998 in floating point.
+        let i = Inputs { calls_per_round: 0.01, interval: Duration::from_secs(3), ..inputs(&[]) };
+        assert_eq!(app_demand(&i).calls_needed_per_minute, 0.2);
+        let d = app_demand(&Inputs { calls_per_round: 40.0 / 3.0, ..inputs(&[]) });
+        assert_eq!((d.calls_needed_per_minute, d.effective_interval_seconds), (26.667, 30.0));
     }
 
     #[test]
