@@ -271,7 +271,8 @@ fn check_config_says_where_metrics_go_and_which_variables_said_so() {
         assert!(printed.contains(want), "{want:?} not in:\n{printed}");
     }
     // Without metrics sources nothing is said of a metrics exporter.
-    let logs_only = "forge:\n  email: bot@example.com\n  api_token: tok-123\nsources:\n  - app_id: a\n    environment_id: prod\n";
+    let logs_only =
+        "forge:\n  email: bot@example.com\n  api_token: tok-123\nsources:\n  - app_id: a\n    environment_id: prod\n";
     let (cfg, origins) = Config::from_yaml_traced(logs_only, &vars).unwrap_or_else(|e| panic!("{e}"));
     assert!(!print::render(&cfg, &origins).contains("metrics"), "{}", print::render(&cfg, &origins));
 }

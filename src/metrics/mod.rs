@@ -79,6 +79,18 @@ pub(crate) struct SiteSeen {
     pub records: u64,
 }
 
+impl SiteSeen {
+    /// One more record of the site, timed `ts_ms`.
+    fn note(&mut self, ts_ms: i64) {
+        if self.records > 0 && ts_ms > self.last_record_ms {
+            let gap = (ts_ms - self.last_record_ms) as f64;
+            self.typical_gap_ms = if self.typical_gap_ms == 0.0 { gap } else { 0.9 * self.typical_gap_ms + 0.1 * gap };
+        }
+        self.last_record_ms = self.last_record_ms.max(ts_ms);
+        self.records += 1;
+    }
+}
+
 /// Something [`SourceMetrics::add`] can add to: a counter, or the
 /// exporter's duration histogram fed in microseconds.
 pub trait Accumulate {
@@ -268,27 +280,21 @@ impl SourceMetrics {
     pub(crate) fn sites_seen<'a>(&self, records: impl IntoIterator<Item = (&'a str, i64)>) {
         let mut sites = lock(&self.sites);
         for (site, ts_ms) in records {
-            // The hot path: look up without allocating a key; allocate only for a new site.
-            if !sites.contains_key(site) {
-                if sites.len() >= MAX_SITES {
-                    // Site ids come from outside: the map stays bounded by
-                    // letting the stalest site go (counted).
-                    let stalest = sites.iter().min_by_key(|(_, s)| s.last_record_ms).map(|(k, _)| k.clone());
-                    if let Some(k) = stalest {
-                        sites.remove(&k);
-                        self.sites_evicted.fetch_add(1, Ordering::Relaxed);
-                    }
+            // The hot path: one lookup, no key allocated; a new site costs a second.
+            if let Some(seen) = sites.get_mut(site) {
+                seen.note(ts_ms);
+                continue;
+            }
+            if sites.len() >= MAX_SITES {
+                // Site ids come from outside: the map stays bounded by
+                // letting the stalest site go (counted).
+                let stalest = sites.iter().min_by_key(|(_, s)| s.last_record_ms).map(|(k, _)| k.clone());
+                if let Some(k) = stalest {
+                    sites.remove(&k);
+                    self.sites_evicted.fetch_add(1, Ordering::Relaxed);
                 }
-                sites.insert(site.to_string(), SiteSeen::default());
             }
-            let Some(seen) = sites.get_mut(site) else { continue };
-            if seen.records > 0 && ts_ms > seen.last_record_ms {
-                let gap = (ts_ms - seen.last_record_ms) as f64;
-                seen.typical_gap_ms =
-                    if seen.typical_gap_ms == 0.0 { gap } else { 0.9 * seen.typical_gap_ms + 0.1 * gap };
-            }
-            seen.last_record_ms = seen.last_record_ms.max(ts_ms);
-            seen.records += 1;
+            sites.entry(site.to_string()).or_default().note(ts_ms);
         }
     }
 }

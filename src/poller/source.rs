@@ -400,6 +400,9 @@ impl SourceTask {
             }
             Err(e) => Err(e),
         };
+        if w.pass == Pass::Late {
+            self.known.index_if_needed();
+        }
         let call_ms = self.host_now();
         let class = match &result {
             Ok(_) => "200",
