@@ -60,6 +60,9 @@ pub(super) struct KnownRecords {
     missed: AtomicU32,
     /// Record time (ns) below which entries were dropped last.
     pruned_ns: i64,
+    /// Time (ns) of the first record kept: a stretch before it was first
+    /// read by an earlier process (or not at all), and no index finds it.
+    first_kept_ns: Option<i64>,
 }
 
 impl KnownRecords {
@@ -68,6 +71,7 @@ impl KnownRecords {
         if k.time_unix_nano == 0 || (k.time_unix_nano as i64) < self.pruned_ns || self.order.len() >= MAX_KNOWN {
             return;
         }
+        self.first_kept_ns.get_or_insert(k.time_unix_nano as i64);
         let seq = self.base + self.order.len() as u64;
         if let Some(index) = &mut self.by_prefix {
             index.entry(k.raw.prefix).or_insert(seq);
@@ -98,16 +102,19 @@ impl KnownRecords {
         self.order.get(usize::try_from(seq.checked_sub(self.base)?).ok()?)
     }
 
-    /// Called after each page of a second read: builds the index when
-    /// stepping missed more than half of the page's lookups (the API
-    /// returned the stretch in another order than the first read met it).
-    /// Records that appeared late miss too, but they are not kept, so an
-    /// index would not find them either; the threshold lets an ordinary
-    /// share of them pass. Once built, the index stays.
-    pub(super) fn index_if_needed(&mut self) {
+    /// Called after each page of a second read of a window starting at
+    /// `window_start_ns`: builds the index when stepping missed more than
+    /// half of the page's lookups (the API returned the stretch in another
+    /// order than the first read met it). Records that appeared late miss
+    /// too, but they are not kept, so an index would not find them either;
+    /// the threshold lets an ordinary share of them pass. So do the pages
+    /// of a stretch the first read met before this process started (after
+    /// a restart): nothing of it is kept. Once built, the index stays.
+    pub(super) fn index_if_needed(&mut self, window_start_ns: i64) {
         let looked = std::mem::take(self.looked.get_mut());
         let missed = std::mem::take(self.missed.get_mut());
-        if self.by_prefix.is_some() || missed < 8 || missed <= looked / 2 {
+        let kept_before = self.first_kept_ns.is_some_and(|first| first <= window_start_ns);
+        if self.by_prefix.is_some() || missed < 8 || missed <= looked / 2 || !kept_before {
             return;
         }
         let mut index = Index::with_capacity_and_hasher(self.order.len(), Default::default());
@@ -206,13 +213,18 @@ mod tests {
         let read = [&recs[0], &recs[1], &late, &recs[4], &recs[3], &recs[5]];
         let found: Vec<Option<u64>> = read.iter().map(|r| idx.find(r.as_bytes()).map(|k| k.fingerprint)).collect();
         assert_eq!(found, [Some(0), Some(1), None, Some(4), Some(3), Some(5)]);
-        idx.index_if_needed();
+        idx.index_if_needed(1_000);
         assert!(idx.by_prefix.is_none(), "one miss in six: no index");
         // A read in another order: stepping finds none of them (they are
-        // decoded), and the index is built for the next page.
+        // decoded), and the index is built for the next page; not for a
+        // window that starts before the first record kept (a stretch read
+        // before a restart, where nothing is found however it is looked up).
         let shuffled = [5usize, 0, 1, 3, 4, 2, 2, 0];
         assert!(shuffled.iter().all(|&i| idx.find(recs[i].as_bytes()).is_none()));
-        idx.index_if_needed();
+        idx.index_if_needed(999);
+        assert!(idx.by_prefix.is_none(), "a stretch older than anything kept");
+        assert!(shuffled.iter().all(|&i| idx.find(recs[i].as_bytes()).is_none()));
+        idx.index_if_needed(1_000);
         assert!(idx.by_prefix.is_some());
         for i in shuffled {
             assert_eq!(idx.find(recs[i].as_bytes()).map(|k| k.fingerprint), Some(i as u64), "record {i}");

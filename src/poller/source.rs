@@ -401,7 +401,7 @@ impl SourceTask {
             Err(e) => Err(e),
         };
         if w.pass == Pass::Late {
-            self.known.index_if_needed();
+            self.known.index_if_needed(w.start_ms.saturating_mul(1_000_000));
         }
         let call_ms = self.host_now();
         let class = match &result {
