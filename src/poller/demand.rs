@@ -93,12 +93,12 @@ fn shown(x: f64) -> f64 {
 }
 
 pub fn app_demand(i: &Inputs) -> AppDemand {
-    let needed = shown(per_minute(i.calls_per_round, i.interval));
+    let needed = per_minute(i.calls_per_round, i.interval);
     let effective = i.effective_rate_per_minute.unwrap_or(i.budget_per_minute);
     let stretch = (needed / effective.max(f64::MIN_POSITIVE)).max(1.0);
     let interval_seconds = i.interval.as_secs_f64();
     AppDemand {
-        calls_needed_per_minute: needed,
+        calls_needed_per_minute: shown(needed),
         budget_per_minute: i.budget_per_minute,
         effective_rate_per_minute: shown(effective),
         interval_seconds,
