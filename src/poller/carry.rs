@@ -16,7 +16,7 @@ use super::action::Action;
 use super::budget::Budget;
 use super::{Clock, health};
 use crate::backoff::Backoff;
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, Delivered, Store};
 use crate::metrics::SourceMetrics;
 use crate::progress::{Pass, Window};
 
@@ -164,5 +164,17 @@ impl<E: Display + Send + 'static> Deferred<E> {
             let w = write.clone();
             running = tokio::task::spawn_blocking(move || w());
         }
+    }
+}
+
+/// Rewrites `source`'s journal from `live` when a compaction is due
+/// (blocking; called after the small file, never beside an append). A
+/// failure is only logged: the journal stays valid and the next due
+/// compaction tries again. `what` names the journal in the log line.
+pub(super) fn compact_due(store: &Store, source: &str, live: Option<&Delivered>, what: &str) {
+    if let Some(live) = live
+        && let Err(e) = store.compact(source, live)
+    {
+        tracing::warn!(source = %source, error = %e, "{what} journal not compacted; trying again later");
     }
 }

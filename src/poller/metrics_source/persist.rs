@@ -81,11 +81,7 @@ impl MetricsSourceTask {
         let (store, cp, compaction) = (self.shared.store.clone(), self.cp.clone(), self.compaction.take());
         let write = move || {
             store.save(&cp)?;
-            if let Some(live) = &compaction
-                && let Err(e) = store.compact(&cp.source, live)
-            {
-                tracing::warn!(source = %cp.source, error = %e, "delivered-point journal not compacted; trying again later");
-            }
+            carry::compact_due(&store, &cp.source, compaction.as_ref(), "delivered-point");
             Ok::<(), crate::checkpoint::CheckpointError>(())
         };
         let what = "checkpoint not saved";

@@ -266,11 +266,7 @@ impl SourceTask {
                 return store.append(&cp.source, &entries);
             }
             store.save_page(&cp, &entries)?;
-            if let Some(live) = &compaction
-                && let Err(e) = store.compact(&cp.source, live)
-            {
-                tracing::warn!(source = %cp.source, error = %e, "delivered-record journal not compacted; trying again later");
-            }
+            carry::compact_due(&store, &cp.source, compaction.as_ref(), "delivered-record");
             Ok::<(), crate::checkpoint::CheckpointError>(())
         };
         self.writing = Some(Writing { write: Deferred::start(write), small, at: now });
